@@ -1,0 +1,143 @@
+"""Scoring policies on seeded episodes: the numbers `hmarl evaluate` and the benchmarks print.
+
+Every policy is scored on the same seeds, so the trained, random and oracle
+policies face the same yards. :func:`evaluate` runs them all at once on the
+batched yard; :func:`evaluate_env` runs the same episodes through
+:class:`~hmarl.yard.ChickenYardEnv` (one env per seed, stepped in lockstep so a
+policy sees the same arrays), which the tests use to hold the two equal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hmarl.baselines import Policy
+from hmarl.batched import BatchedYard
+from hmarl.simulation import YardConfig
+from hmarl.yard import ChickenYardEnv, high_agent, low_agent
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """How a policy did, per robot, over a set of episodes."""
+
+    mean_compatibility: float
+    """Compatibility with the chosen chicken, averaged over robots (the high level's score)."""
+    success_rate: float
+    """Fraction of robots that reached their chicken before the time limit."""
+    mean_steps: float
+    """Low-level moves to arrive, averaged over the robots that arrived (NaN if none)."""
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {k: (None if math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+def metrics_from(compatibility: np.ndarray, arrived: np.ndarray, moves: np.ndarray) -> Metrics:
+    """Metrics from per-robot arrays of any shape."""
+    return Metrics(
+        mean_compatibility=float(np.mean(compatibility)),
+        success_rate=float(np.mean(arrived)),
+        mean_steps=float(np.mean(moves[arrived])) if arrived.any() else math.nan,
+    )
+
+
+def normalized_score(trained: Metrics, random: Metrics, oracle: Metrics) -> float:
+    """(trained - random) / (oracle - random) on mean compatibility: 0 is random, 1 the oracle."""
+    return (trained.mean_compatibility - random.mean_compatibility) / (
+        oracle.mean_compatibility - random.mean_compatibility
+    )
+
+
+def episode_seeds(seed: int, episodes: int) -> list[int]:
+    """The episode seeds an evaluation with this base seed uses."""
+    return [seed + i for i in range(episodes)]
+
+
+def evaluate(policy: Policy, config: YardConfig, seeds: Sequence[int]) -> Metrics:
+    """Run one episode per seed on the batched yard, all at once."""
+    yard = BatchedYard(config)
+    yard.reset(seeds)
+    yard.step(policy.high(yard.high_observations()))
+    while not yard.all_done:
+        yard.step(policy.low(yard.low_observations()))
+    return metrics_from(yard.chosen_compatibility(), yard.arrived, yard.moves)
+
+
+def evaluate_env(policy: Policy, config: YardConfig, seeds: Sequence[int]) -> Metrics:
+    """The same as :func:`evaluate`, through one :class:`ChickenYardEnv` per seed."""
+    envs = [ChickenYardEnv(config) for _ in seeds]
+    robots = range(1, config.num_robots + 1)
+    # Each robot's latest observation, kept after it is done so the policy is
+    # always called on full (B, R) arrays, exactly as on the batched yard.
+    latest = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
+    compat = np.zeros((len(envs), config.num_robots))
+    arrived = np.zeros_like(compat, dtype=bool)
+    moves = np.zeros_like(compat, dtype=np.int64)
+    done = [False] * len(envs)
+    level, agent_of = "high", high_agent
+    while not all(done):
+        stacked = _stack([[obs[agent_of(i)] for i in robots] for obs in latest])
+        actions = policy.high(stacked) if level == "high" else policy.low(stacked)
+        for b, env in enumerate(envs):
+            if done[b]:
+                continue
+            due = {a: actions[b, int(a.split("_")[1]) - 1] for a in env.agents}
+            obs, _, _, _, infos = env.step(due)
+            for agent, info in infos.items():
+                robot = int(agent.split("_")[1]) - 1
+                if agent.endswith("high"):
+                    compat[b, robot] = info["compatibility"]
+                else:
+                    arrived[b, robot], moves[b, robot] = info["arrived"], info["steps"]
+            latest[b] = {**latest[b], **{a: o for a, o in obs.items() if a.endswith("low")}}
+            done[b] = not env.agents
+        level, agent_of = "low", low_agent
+    return metrics_from(compat, arrived, moves)
+
+
+def _stack(rows: list[list[dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """(B, R) nested observations into one dict of (B, R, ...) arrays."""
+    return {k: np.array([[o[k] for o in row] for row in rows]) for k in rows[0][0]}
+
+
+@dataclass
+class Episode:
+    """One episode through :class:`ChickenYardEnv`, as ``hmarl random`` prints it."""
+
+    seed: int
+    returns: dict[str, float]
+    """Summed reward per agent id."""
+    compatibility: list[float]
+    """Per robot, with its chosen chicken."""
+    arrived: list[bool]
+    moves: list[int]
+    steps: int
+    """Environment steps, the choosing step included."""
+
+
+def play_episode(env: ChickenYardEnv, policy: Policy, seed: int) -> Episode:
+    """Play one episode agent by agent, the way RLlib's env runners drive the env."""
+    obs, _ = env.reset(seed=seed)
+    n = env.config.num_robots
+    returns = dict.fromkeys(env.possible_agents, 0.0)
+    compat, arrived, moves = [math.nan] * n, [False] * n, [0] * n
+    steps = 0
+    while env.agents:
+        actions = {
+            a: policy.high(obs[a]) if a.endswith("high") else policy.low(obs[a]) for a in env.agents
+        }
+        obs, rewards, _, _, infos = env.step(actions)
+        steps += 1
+        for agent, reward in rewards.items():
+            returns[agent] += reward
+        for agent, info in infos.items():
+            robot = int(agent.split("_")[1]) - 1
+            if agent.endswith("high"):
+                compat[robot] = info["compatibility"]
+            else:
+                arrived[robot], moves[robot] = info["arrived"], info["steps"]
+    return Episode(seed, returns, compat, arrived, moves, steps)

@@ -1,0 +1,200 @@
+"""The chicken yard as a plain simulation: state and rules, no reinforcement learning.
+
+This module knows nothing of agents, observations or RLlib. It is the part a user
+replaces with their own system; :mod:`hmarl.yard` adapts it to RLlib and
+:mod:`hmarl.batched` runs the same rules over many yards at once.
+
+The array helpers (:func:`draw_yard`, :func:`move_positions`, :func:`compatibility`,
+:func:`distances`) accept any leading batch dimensions, so the single yard and the
+batched yard share them rather than restating the rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Unit steps for the low-level actions 0..7 = N, NE, E, SE, S, SW, W, NW.
+#: The yard's origin is top-left and y grows downward, so north is -y.
+DIRECTIONS = np.array(
+    [[0, -1], [1, -1], [1, 0], [1, 1], [0, 1], [-1, 1], [-1, 0], [-1, -1]], dtype=np.float64
+)
+DIRECTION_NAMES = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
+
+
+@dataclass(frozen=True)
+class YardConfig:
+    """Every constant of the chicken yard; the defaults are the 2022 tutorial's."""
+
+    num_robots: int = 2
+    """Robots in the yard; all of them share the high- and the low-level policy."""
+    num_chickens: int = 10
+    """Chickens, fixed for the episode."""
+    num_ocean_features: int = 5
+    """Length of each personality vector (the OCEAN model has five traits)."""
+    move_amount: float = 0.03
+    """Step length along each axis a move names (diagonals move on both axes)."""
+    closeness_threshold: float = 0.03
+    """Euclidean distance to its chosen chicken at which a robot has arrived."""
+    step_reward: float = -0.001
+    """Low-level reward for each move that does not arrive."""
+    arrival_reward: float = 1.0
+    """Low-level reward for arriving at the chosen chicken."""
+    timeout_reward: float = -1.0
+    """Reward for both levels of a robot still out at the time limit."""
+    timeout: int = 1000
+    """Environment steps (the choosing step included) before the time limit."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_robots", "num_chickens", "num_ocean_features", "timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ValueError(f"YardConfig.{name} must be an integer, got {value!r}")
+            if value < 1:
+                raise ValueError(f"YardConfig.{name} must be at least 1, got {value}")
+        for name in ("move_amount", "closeness_threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"YardConfig.{name} must be a finite number, got {value!r}")
+        if self.move_amount <= 0:
+            raise ValueError(f"YardConfig.move_amount must be positive, got {self.move_amount}")
+        if self.closeness_threshold < 0:
+            raise ValueError(
+                f"YardConfig.closeness_threshold must not be negative, "
+                f"got {self.closeness_threshold}"
+            )
+        for name in ("step_reward", "arrival_reward", "timeout_reward"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"YardConfig.{name} must be a finite number, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> YardConfig:
+        """Build from a plain dict (RLlib's ``env_config``), refusing unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown YardConfig field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def coerce(cls, config: YardConfig | dict[str, Any] | None) -> YardConfig:
+        """Accept a YardConfig, a plain dict, or nothing (the defaults)."""
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, dict):
+            return cls.from_dict(dict(config))
+        raise ValueError(f"expected a YardConfig or a dict, got {type(config).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def random_oceans(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Personality vectors: uniform in [0, 1), L2-normalised along the last axis."""
+    oceans = rng.random(shape)
+    return oceans / np.linalg.norm(oceans, axis=-1, keepdims=True)
+
+
+@dataclass
+class YardLayout:
+    """Where everything starts and who everyone is; drawn once per episode."""
+
+    chicken_positions: np.ndarray
+    """(C, 2) x, y in [0, 1]."""
+    chicken_oceans: np.ndarray
+    """(C, O) unit personality vectors."""
+    robot_positions: np.ndarray
+    """(R, 2) x, y in [0, 1]."""
+    robot_oceans: np.ndarray
+    """(R, O) unit personality vectors."""
+
+
+def draw_yard(rng: np.random.Generator, config: YardConfig) -> YardLayout:
+    """Draw a new yard. The order of draws is part of the seeding contract."""
+    c, r, o = config.num_chickens, config.num_robots, config.num_ocean_features
+    return YardLayout(
+        chicken_positions=rng.random((c, 2)),
+        chicken_oceans=random_oceans(rng, (c, o)),
+        robot_positions=rng.random((r, 2)),
+        robot_oceans=random_oceans(rng, (r, o)),
+    )
+
+
+def move_positions(positions: np.ndarray, directions: np.ndarray, amount: float) -> np.ndarray:
+    """Positions (..., 2) after moving in directions (...), clipped to the unit square."""
+    return np.clip(positions + DIRECTIONS[directions] * amount, 0.0, 1.0)
+
+
+def compatibility(robot_oceans: np.ndarray, chicken_oceans: np.ndarray) -> np.ndarray:
+    """(..., R, C) dot products of robot (..., R, O) and chicken (..., C, O) personalities."""
+    return robot_oceans @ np.swapaxes(chicken_oceans, -1, -2)
+
+
+def distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Euclidean distances between (..., 2) points and (..., 2) targets."""
+    dx, dy = np.moveaxis(points - targets, -1, 0)
+    return np.sqrt(dx * dx + dy * dy)
+
+
+class ChickenYard:
+    """One chicken yard, robot by robot (robots are numbered from 0 here).
+
+    A robot is *choosing* until it picks a chicken, then *moving* until it arrives
+    at that chicken or the time limit ends the episode. The yard only keeps the
+    rules; who acts when, and for what reward, is the adapter's business.
+    """
+
+    def __init__(self, config: YardConfig | None = None) -> None:
+        self.config = config or YardConfig()
+        self.layout: YardLayout | None = None
+        self.positions = np.zeros((self.config.num_robots, 2))
+        """(R, 2) robot positions now."""
+        self.targets: list[int | None] = []
+        """The chicken each robot chose, or None while it is choosing."""
+        self.steps = 0
+        """Steps taken since reset; the choosing step counts."""
+        self.compatibilities = np.zeros((self.config.num_robots, self.config.num_chickens))
+        """(R, C) compatibility of every robot with every chicken."""
+
+    def reset(self, rng: np.random.Generator) -> None:
+        self.layout = draw_yard(rng, self.config)
+        self.positions = self.layout.robot_positions.copy()
+        self.targets = [None] * self.config.num_robots
+        self.steps = 0
+        self.compatibilities = compatibility(self.layout.robot_oceans, self.layout.chicken_oceans)
+
+    def choose(self, robot: int, chicken: int) -> None:
+        """The robot heads for this chicken from now on."""
+        self.targets[robot] = chicken
+
+    def move(self, robot: int, direction: int) -> bool:
+        """Move one robot one step; True if that brought it to its chosen chicken."""
+        position = move_positions(self.positions[robot], direction, self.config.move_amount)
+        self.positions[robot] = position
+        target = self.target_position(robot)
+        # Plain floats are several times faster than NumPy on a (2,) array, and the
+        # same arithmetic as `distances`, so the batched yard agrees to the last bit.
+        dx, dy = position[0] - target[0], position[1] - target[1]
+        gap = math.sqrt(dx * dx + dy * dy)
+        return gap <= self.config.closeness_threshold
+
+    def tick(self) -> bool:
+        """Count one step; True once the time limit is reached."""
+        self.steps += 1
+        return self.steps >= self.config.timeout
+
+    def compatibility_of(self, robot: int) -> float:
+        """Compatibility of a robot with the chicken it chose."""
+        return float(self.compatibilities[robot, self.targets[robot]])
+
+    def target_position(self, robot: int) -> np.ndarray:
+        return self.layout.chicken_positions[self.targets[robot]]
