@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hmarl.simulation import DIRECTIONS, YardConfig
+from hmarl.simulation import DIRECTIONS, YardConfig, distances, move_positions
 
 Observation = dict[str, np.ndarray]
 
@@ -55,10 +55,11 @@ class OraclePolicy:
 
     def low(self, obs: Observation) -> np.ndarray:
         # Try all eight moves (with the yard's clipping) and keep the best.
-        position = obs["robot_position"][..., None, :]
-        after = np.clip(position + DIRECTIONS * self.config.move_amount, 0.0, 1.0)
-        gap = np.sum((after - obs["target_position"][..., None, :]) ** 2, axis=-1)
-        return gap.argmin(-1)
+        every_move = np.arange(len(DIRECTIONS))
+        after = move_positions(
+            obs["robot_position"][..., None, :], every_move, self.config.move_amount
+        )
+        return distances(after, obs["target_position"][..., None, :]).argmin(-1)
 
 
 def make_baseline(name: str, config: YardConfig, seed: int | None = None) -> Policy:

@@ -85,7 +85,7 @@ def evaluate_env(policy: Policy, config: YardConfig, seeds: Sequence[int]) -> Me
         for b, env in enumerate(envs):
             if done[b]:
                 continue
-            due = {a: actions[b, int(a.split("_")[1]) - 1] for a in env.agents}
+            due = {a: actions[b, int(a.split("_")[1]) - 1] for a in env.due_agents}
             obs, _, _, _, infos = env.step(due)
             for agent, info in infos.items():
                 robot = int(agent.split("_")[1]) - 1
@@ -94,7 +94,7 @@ def evaluate_env(policy: Policy, config: YardConfig, seeds: Sequence[int]) -> Me
                 else:
                     arrived[b, robot], moves[b, robot] = info["arrived"], info["steps"]
             latest[b] = {**latest[b], **{a: o for a, o in obs.items() if a.endswith("low")}}
-            done[b] = not env.agents
+            done[b] = not env.due_agents
         level, agent_of = "low", low_agent
     return metrics_from(compat, arrived, moves)
 
@@ -126,9 +126,10 @@ def play_episode(env: ChickenYardEnv, policy: Policy, seed: int) -> Episode:
     returns = dict.fromkeys(env.possible_agents, 0.0)
     compat, arrived, moves = [math.nan] * n, [False] * n, [0] * n
     steps = 0
-    while env.agents:
+    while env.due_agents:
         actions = {
-            a: policy.high(obs[a]) if a.endswith("high") else policy.low(obs[a]) for a in env.agents
+            a: policy.high(obs[a]) if a.endswith("high") else policy.low(obs[a])
+            for a in env.due_agents
         }
         obs, rewards, _, _, infos = env.step(actions)
         steps += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,8 @@ class YardConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown YardConfig field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown YardConfig field(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
             )
         return cls(**values)
 
@@ -98,34 +100,52 @@ class YardConfig:
         return dataclasses.asdict(self)
 
 
-def random_oceans(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Personality vectors: uniform in [0, 1), L2-normalised along the last axis."""
-    oceans = rng.random(shape)
+def normalise(oceans: np.ndarray) -> np.ndarray:
+    """L2-normalise personality vectors along the last axis."""
     return oceans / np.linalg.norm(oceans, axis=-1, keepdims=True)
 
 
 @dataclass
 class YardLayout:
-    """Where everything starts and who everyone is; drawn once per episode."""
+    """Where everything starts and who everyone is; drawn once per episode.
+
+    Shapes are for one yard; :func:`draw_yards` stacks yards on a leading axis.
+    """
 
     chicken_positions: np.ndarray
     """(C, 2) x, y in [0, 1]."""
     chicken_oceans: np.ndarray
-    """(C, O) unit personality vectors."""
+    """(C, O) unit personality vectors with entries in [0, 1]."""
     robot_positions: np.ndarray
     """(R, 2) x, y in [0, 1]."""
     robot_oceans: np.ndarray
-    """(R, O) unit personality vectors."""
+    """(R, O) unit personality vectors with entries in [0, 1]."""
+
+
+def _draw_raw(rng: np.random.Generator, config: YardConfig) -> tuple[np.ndarray, ...]:
+    # The order of draws is the seeding contract: the same seed, the same yard.
+    c, r, o = config.num_chickens, config.num_robots, config.num_ocean_features
+    return rng.random((c, 2)), rng.random((c, o)), rng.random((r, 2)), rng.random((r, o))
 
 
 def draw_yard(rng: np.random.Generator, config: YardConfig) -> YardLayout:
-    """Draw a new yard. The order of draws is part of the seeding contract."""
-    c, r, o = config.num_chickens, config.num_robots, config.num_ocean_features
+    """Draw a new yard: uniform positions, uniform OCEAN vectors normalised."""
+    chicken_positions, chicken_oceans, robot_positions, robot_oceans = _draw_raw(rng, config)
     return YardLayout(
-        chicken_positions=rng.random((c, 2)),
-        chicken_oceans=random_oceans(rng, (c, o)),
-        robot_positions=rng.random((r, 2)),
-        robot_oceans=random_oceans(rng, (r, o)),
+        chicken_positions, normalise(chicken_oceans), robot_positions, normalise(robot_oceans)
+    )
+
+
+def draw_yards(seeds: Sequence[int], config: YardConfig) -> YardLayout:
+    """One yard per seed, each as :func:`draw_yard` draws it with ``default_rng(seed)``."""
+    # Generator(PCG64(s)) is default_rng(s) without its argument checks, and the
+    # normalisation runs once for the whole batch: resetting is then cheap.
+    raw = [_draw_raw(np.random.Generator(np.random.PCG64(int(s))), config) for s in seeds]
+    chicken_positions, chicken_oceans, robot_positions, robot_oceans = map(
+        np.stack, zip(*raw, strict=True)
+    )
+    return YardLayout(
+        chicken_positions, normalise(chicken_oceans), robot_positions, normalise(robot_oceans)
     )
 
 
@@ -141,8 +161,12 @@ def compatibility(robot_oceans: np.ndarray, chicken_oceans: np.ndarray) -> np.nd
 
 def distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Euclidean distances between (..., 2) points and (..., 2) targets."""
-    dx, dy = np.moveaxis(points - targets, -1, 0)
-    return np.sqrt(dx * dx + dy * dy)
+    dx = points[..., 0] - targets[..., 0]
+    dy = points[..., 1] - targets[..., 1]
+    dx *= dx
+    dy *= dy
+    dx += dy
+    return np.sqrt(dx, out=dx)
 
 
 class ChickenYard:
@@ -164,28 +188,32 @@ class ChickenYard:
         """Steps taken since reset; the choosing step counts."""
         self.compatibilities = np.zeros((self.config.num_robots, self.config.num_chickens))
         """(R, C) compatibility of every robot with every chicken."""
+        self._steps = (DIRECTIONS * self.config.move_amount).tolist()
 
     def reset(self, rng: np.random.Generator) -> None:
         self.layout = draw_yard(rng, self.config)
         self.positions = self.layout.robot_positions.copy()
         self.targets = [None] * self.config.num_robots
+        self._targets_xy: list[tuple[float, float]] = [(0.0, 0.0)] * self.config.num_robots
         self.steps = 0
         self.compatibilities = compatibility(self.layout.robot_oceans, self.layout.chicken_oceans)
 
     def choose(self, robot: int, chicken: int) -> None:
         """The robot heads for this chicken from now on."""
         self.targets[robot] = chicken
+        self._targets_xy[robot] = tuple(self.layout.chicken_positions[chicken].tolist())
 
     def move(self, robot: int, direction: int) -> bool:
         """Move one robot one step; True if that brought it to its chosen chicken."""
-        position = move_positions(self.positions[robot], direction, self.config.move_amount)
-        self.positions[robot] = position
-        target = self.target_position(robot)
-        # Plain floats are several times faster than NumPy on a (2,) array, and the
-        # same arithmetic as `distances`, so the batched yard agrees to the last bit.
-        dx, dy = position[0] - target[0], position[1] - target[1]
-        gap = math.sqrt(dx * dx + dy * dy)
-        return gap <= self.config.closeness_threshold
+        # The arithmetic of `move_positions` and `distances`, on plain floats: NumPy
+        # costs microseconds per call on (2,) arrays, and the float operations are
+        # the same, so the batched yard agrees to the last bit.
+        step_x, step_y = self._steps[direction]
+        x = min(max(self.positions[robot, 0] + step_x, 0.0), 1.0)
+        y = min(max(self.positions[robot, 1] + step_y, 0.0), 1.0)
+        self.positions[robot] = x, y
+        dx, dy = x - self._targets_xy[robot][0], y - self._targets_xy[robot][1]
+        return math.sqrt(dx * dx + dy * dy) <= self.config.closeness_threshold
 
     def tick(self) -> bool:
         """Count one step; True once the time limit is reached."""

@@ -78,7 +78,9 @@ class ChickenYardEnv(MultiAgentEnv):
     **Flow.** ``reset()`` returns observations for the high agents. The next
     step carries their actions: each robot's target is set, nobody moves, and the
     step returns low-agent observations. Each later step moves the robots whose
-    low-level action it carries. Agents not due to act may not be given actions.
+    low-level action it carries. Agents not due to act may not be given actions;
+    ``due_agents`` lists those that are (``agents`` also holds the agents that
+    just finished, as RLlib expects).
 
     **Rewards.**
 
@@ -132,8 +134,6 @@ class ChickenYardEnv(MultiAgentEnv):
     **Version history.** v0: the tutorial's yard with the target in the low-level view.
     """
 
-    metadata = {"render_modes": []}
-
     def __init__(self, config: YardConfig | dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = YardConfig.coerce(config)
@@ -152,6 +152,11 @@ class ChickenYardEnv(MultiAgentEnv):
         self.action_spaces |= {a: gym.spaces.Discrete(len(DIRECTION_NAMES)) for a in self._low}
         self._due: set[str] = set()
         self._reset_done = False
+
+    @property
+    def due_agents(self) -> list[str]:
+        """The agents that must (and alone may) get actions in the next ``step``."""
+        return sorted(self._due)
 
     def _spaces(self) -> tuple[gym.spaces.Dict, gym.spaces.Dict]:
         c, o = self.config.num_chickens, self.config.num_ocean_features
@@ -233,8 +238,13 @@ class ChickenYardEnv(MultiAgentEnv):
             for robot in range(self.config.num_robots):
                 if not self._done[robot]:
                     self._finish(
-                        robot, obs, rewards, truncateds, infos,
-                        arrived=False, low_started=was_moving[robot],
+                        robot,
+                        obs,
+                        rewards,
+                        truncateds,
+                        infos,
+                        arrived=False,
+                        low_started=was_moving[robot],
                     )
 
         for robot in range(self.config.num_robots):
@@ -245,7 +255,9 @@ class ChickenYardEnv(MultiAgentEnv):
             else:
                 obs[self._high[robot]] = self._high_obs(robot)
         self._due = {a for a in obs if a not in terminateds and a not in truncateds}
-        self.agents = sorted(self._due)
+        # RLlib's env checker wants every agent in this step's results in `agents`,
+        # the ones that just finished included.
+        self.agents = sorted(obs)
         all_done = all(self._done)
         terminateds["__all__"] = all_done and not truncateds
         truncateds["__all__"] = all_done and bool(truncateds)
