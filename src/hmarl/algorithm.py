@@ -54,20 +54,27 @@ class HierarchicalPPO(PPO):
     @override(PPO)
     def setup(self, config: Any) -> None:
         super().setup(config)
-        self.high_level_training = False
+        self.high_level_training = self.config.high_level_start_success <= 0.0
         self._apply_schedule()
 
     @override(PPO)
     def training_step(self) -> None:
-        if not self.high_level_training:
-            success = self.metrics.peek(("env_runners", SUCCESS), default=0.0)
-            if success >= self.config.high_level_start_success:
-                self.high_level_training = True
-                self._apply_schedule()
         self.metrics.log_value(
             "high_level_training", float(self.high_level_training), reduce="item"
         )
         return super().training_step()
+
+    @override(PPO)
+    def step(self) -> dict[str, Any]:
+        results = super().step()
+        # Decided on the finished iteration's results: the metrics logger's own
+        # windows are already reduced (and emptied) by the time we could peek.
+        success = results.get("env_runners", {}).get(SUCCESS)
+        threshold = self.config.high_level_start_success
+        if not self.high_level_training and success is not None and success >= threshold:
+            self.high_level_training = True
+            self._apply_schedule()
+        return results
 
     def _apply_schedule(self) -> None:
         """Tell every learner which modules to update (None: all of them)."""

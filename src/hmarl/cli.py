@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from hmarl.simulation import YardConfig
 
@@ -14,13 +19,35 @@ class CliError(Exception):
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _parse(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _parse(text, int, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _parse(text, float, "a number")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _parse(text: str, kind: type, what: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+YARD_OPTIONS = ("num_robots", "num_chickens", "timeout")
+DEFAULT_STOP_ITERS = 30
 
 
 def add_yard_options(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +60,7 @@ def add_yard_options(parser: argparse.ArgumentParser) -> None:
 def yard_config(args: argparse.Namespace, base: YardConfig | None = None) -> YardConfig:
     """The yard options given on the command line, over ``base``."""
     values = (base or YardConfig()).to_dict()
-    for name in ("num_robots", "num_chickens", "timeout"):
+    for name in YARD_OPTIONS:
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
     try:
@@ -64,6 +91,96 @@ def cmd_random(args: argparse.Namespace) -> None:
     print_metrics_table({args.policy: metrics}, title=f"{args.episodes} episodes, seed {args.seed}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from hmarl.report import TrainingProgress, console
+    from hmarl.training import TrainConfig, train
+
+    settings = {
+        "stop_iters": args.stop_iters,
+        "time_budget": args.time_budget,
+        "num_env_runners": args.num_env_runners,
+        "num_envs_per_env_runner": args.num_envs_per_env_runner,
+        "address": args.address,
+        "out": args.out,
+        "seed": args.seed,
+        "resume": args.resume,
+        "use_tune": False if args.no_tune else None,
+        "checkpoint_every": args.checkpoint_every,
+    }
+    given = {k: v for k, v in settings.items() if v is not None}
+    yard = {k: getattr(args, k) for k in YARD_OPTIONS if getattr(args, k) is not None}
+    try:
+        if args.config:
+            cfg = TrainConfig.from_toml(args.config, yard=yard, **given)
+        else:
+            cfg = TrainConfig(yard=YardConfig(**{**YardConfig().to_dict(), **yard}), **given)
+    except (ValueError, TypeError) as err:
+        raise CliError(str(err)) from None
+    if cfg.stop_iters is None and cfg.time_budget is None:
+        cfg.stop_iters = DEFAULT_STOP_ITERS
+    console.print(f"training into {cfg.out} ({'Ray Tune' if cfg.use_tune else 'no Tune'})")
+    progress = TrainingProgress(cfg.stop_iters, cfg.time_budget)
+    try:
+        checkpoint = train(cfg, on_result=progress.update)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    finally:
+        progress.close()
+    if not args.no_evaluate:
+        _print_evaluation(checkpoint, cfg.yard, episodes=500, seed=0)
+    print(f"checkpoint: {checkpoint}")
+
+
+def _evaluation(checkpoint: Path, config: YardConfig, episodes: int, seed: int) -> dict:
+    """Trained vs random vs oracle on the same seeded episodes, as the JSON output has it."""
+    from hmarl.baselines import OraclePolicy, RandomPolicy
+    from hmarl.checkpoints import CheckpointError, load_policy
+    from hmarl.evaluation import episode_seeds, evaluate, normalized_score
+
+    try:
+        trained = load_policy(checkpoint)
+    except CheckpointError as err:
+        raise CliError(str(err)) from None
+    seeds = episode_seeds(seed, episodes)
+    metrics = {
+        "trained": evaluate(trained, config, seeds),
+        "random": evaluate(RandomPolicy(config, seed), config, seeds),
+        "oracle": evaluate(OraclePolicy(config), config, seeds),
+    }
+    return {
+        "episodes": episodes,
+        "seed": seed,
+        "checkpoint": str(trained.checkpoint),
+        "metrics": metrics,
+        "normalized_score": normalized_score(
+            metrics["trained"], metrics["random"], metrics["oracle"]
+        ),
+    }
+
+
+def _print_evaluation(checkpoint: Path, config: YardConfig, episodes: int, seed: int) -> None:
+    from hmarl.report import print_metrics_table
+
+    result = _evaluation(checkpoint, config, episodes, seed)
+    print_metrics_table(
+        result["metrics"],
+        title=f"{episodes} episodes from seed {seed}: {result['checkpoint']}",
+        normalized=result["normalized_score"],
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    config = yard_config(args)
+    if not args.json:
+        _print_evaluation(args.checkpoint, config, args.episodes, args.seed)
+        return
+    result = _evaluation(args.checkpoint, config, args.episodes, args.seed)
+    policies = {name: m.to_dict() for name, m in result.pop("metrics").items()}
+    print(
+        json.dumps({**result, "policies": policies, "normalized_score": result["normalized_score"]})
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmarl", description="Hierarchical multi-agent RL on Ray RLlib: the chicken yard."
@@ -76,11 +193,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", choices=("random", "oracle"), default="random")
     add_yard_options(p)
     p.set_defaults(func=cmd_random)
+
+    p = sub.add_parser(
+        "train",
+        help="train both levels with PPO (through Ray Tune unless --no-tune)",
+        description="Train the high- and low-level policies. Prints progress per iteration, "
+        "evaluates the result against the baselines, and ends with 'checkpoint: PATH'.",
+    )
+    stop = p.add_argument_group(f"when to stop (default: --stop-iters {DEFAULT_STOP_ITERS})")
+    stop.add_argument("--stop-iters", type=positive_int, help="training iterations")
+    stop.add_argument(
+        "--time-budget",
+        type=positive_float,
+        metavar="SECONDS",
+        help="wall-clock seconds for the whole command; stops in time to checkpoint",
+    )
+    p.add_argument("--num-env-runners", type=non_negative_int, help="sampling processes (0)")
+    p.add_argument("--num-envs-per-env-runner", type=positive_int, help="yards per env runner (8)")
+    p.add_argument("--address", help="join this Ray cluster instead of starting a local Ray")
+    p.add_argument("--out", type=Path, help="run folder (default runs/chicken_yard)")
+    p.add_argument("--seed", type=int, help="RLlib seed (0)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-tune", action="store_true", help="run the algorithm directly")
+    p.add_argument(
+        "--checkpoint-every", type=positive_int, help="iterations between checkpoints (5)"
+    )
+    p.add_argument("--config", type=Path, help="TOML file of training settings ([yard] table too)")
+    p.add_argument("--no-evaluate", action="store_true", help="skip the closing evaluation")
+    add_yard_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate", help="trained policy vs random vs oracle on the same seeded episodes"
+    )
+    p.add_argument("checkpoint", type=Path, help="checkpoint, Tune trial or run folder")
+    p.add_argument("--episodes", type=positive_int, default=1000, help="episodes (1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (0)")
+    p.add_argument("--json", action="store_true", help="print JSON for programs")
+    add_yard_options(p)
+    p.set_defaults(func=cmd_evaluate)
     return parser
+
+
+def quiet_ray() -> None:
+    """Keep Ray's and Tune's own chatter off the screen; our progress lines say it all."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import ray  # noqa: F401 (configures the "ray" logger, which we then turn down)
+
+    for name in ("ray", "ray.rllib", "ray.tune", "ray.train"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("train", "evaluate", "watch", "inspect"):
+        quiet_ray()
     try:
         args.func(args)
     except CliError as err:

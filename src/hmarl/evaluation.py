@@ -10,7 +10,7 @@ policy sees the same arrays), which the tests use to hold the two equal.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -119,13 +119,25 @@ class Episode:
     """Environment steps, the choosing step included."""
 
 
-def play_episode(env: ChickenYardEnv, policy: Policy, seed: int) -> Episode:
-    """Play one episode agent by agent, the way RLlib's env runners drive the env."""
+StepCallback = Callable[[ChickenYardEnv, dict[str, float]], None]
+"""Called with the env and the summed reward per agent id so far (a live dict: copy to keep)."""
+
+
+def play_episode(
+    env: ChickenYardEnv, policy: Policy, seed: int, on_step: StepCallback | None = None
+) -> Episode:
+    """Play one episode agent by agent, the way RLlib's env runners drive the env.
+
+    ``on_step``, if given, is called after the reset and after every step: the
+    hook :mod:`hmarl.render` draws its frames from.
+    """
     obs, _ = env.reset(seed=seed)
     n = env.config.num_robots
     returns = dict.fromkeys(env.possible_agents, 0.0)
     compat, arrived, moves = [math.nan] * n, [False] * n, [0] * n
     steps = 0
+    if on_step is not None:
+        on_step(env, returns)
     while env.due_agents:
         actions = {
             a: policy.high(obs[a]) if a.endswith("high") else policy.low(obs[a])
@@ -141,4 +153,6 @@ def play_episode(env: ChickenYardEnv, policy: Policy, seed: int) -> Episode:
                 compat[robot] = info["compatibility"]
             else:
                 arrived[robot], moves[robot] = info["arrived"], info["steps"]
+        if on_step is not None:
+            on_step(env, returns)
     return Episode(seed, returns, compat, arrived, moves, steps)

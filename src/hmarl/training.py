@@ -1,0 +1,334 @@
+"""Training, top to bottom: settings, the RLlib config, then a run through Tune or directly.
+
+Read :func:`build_config` to see the whole RLlib setup in RLlib's own order
+(environment → env_runners → training → rl_module → multi_agent), and
+:func:`train` for what a run does: start (or join) Ray, train until the stop
+condition, checkpoint, and return the final checkpoint's path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from hmarl.algorithm import (
+    HIGH_LEVEL_POLICY,
+    LOW_LEVEL_POLICY,
+    HierarchicalPPO,
+    HierarchicalPPOConfig,
+)
+from hmarl.checkpoints import find_checkpoints
+from hmarl.simulation import YardConfig
+
+RESULT_FILE = "result.json"
+"""One JSON line per iteration, Tune's format, in every run folder (Tune or not)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; the defaults are tuned for two CPU cores."""
+
+    yard: YardConfig = field(default_factory=YardConfig)
+    """The chicken yard to train on."""
+    name: str = "chicken_yard"
+    """Run name; the default output folder is ``runs/<name>``."""
+    out: Path | None = None
+    """Output folder for checkpoints, logs and TensorBoard files (default ``runs/<name>``)."""
+    stop_iters: int | None = None
+    """Stop after this many training iterations (None: no limit)."""
+    time_budget: float | None = None
+    """Wall-clock seconds for the whole command; training stops in time to checkpoint."""
+    checkpoint_every: int = 5
+    """Iterations between checkpoints (and one at the end)."""
+    seed: int = 0
+    """Seed for RLlib (module weights, env runners' env seeds)."""
+    use_tune: bool = True
+    """Run through Ray Tune (checkpoint management, TensorBoard, resume); else directly."""
+    resume: bool = False
+    """Continue the run in ``out`` from its last checkpoint."""
+    address: str | None = None
+    """Ray cluster to join (``ray start --head`` address); None starts a local Ray."""
+    num_env_runners: int = 0
+    """Remote sampling processes; 0 samples in the training process (best on 2 cores)."""
+    num_envs_per_env_runner: int = 8
+    """Yards stepped together per env runner, so one forward pass serves several."""
+    train_batch_size: int = 4000
+    """Environment steps sampled per iteration."""
+    minibatch_size: int = 1000
+    """PPO minibatch size (in agent steps per module)."""
+    num_epochs: int = 4
+    """PPO passes over each batch."""
+    lr: float = 1e-3
+    """Adam learning rate for both levels."""
+    gamma: float = 0.99
+    """Discount per agent step."""
+    lambda_: float = 0.95
+    """GAE lambda."""
+    entropy_coeff: float = 0.003
+    """Entropy bonus; small, the levels have few actions."""
+    high_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the high level's shared chicken scorer."""
+    low_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer sizes of the low level's networks."""
+    high_level_start_success: float = 0.9
+    """Low-level success rate at which the high level starts to train (see algorithm.py)."""
+
+    def __post_init__(self) -> None:
+        for name in ("checkpoint_every", "train_batch_size", "minibatch_size", "num_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("num_env_runners",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.num_envs_per_env_runner < 1:
+            raise ValueError(
+                f"num_envs_per_env_runner must be at least 1, got {self.num_envs_per_env_runner}"
+            )
+        if self.stop_iters is not None and self.stop_iters < 1:
+            raise ValueError(f"stop_iters must be at least 1, got {self.stop_iters}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be positive seconds, got {self.time_budget}")
+        if self.minibatch_size > self.train_batch_size:
+            raise ValueError(
+                f"minibatch_size ({self.minibatch_size}) must not exceed "
+                f"train_batch_size ({self.train_batch_size})"
+            )
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.high_level_start_success <= 1.0:
+            raise ValueError(
+                f"high_level_start_success must be in [0, 1], got {self.high_level_start_success}"
+            )
+        if self.out is None:
+            self.out = Path("runs") / self.name
+        self.out = Path(self.out)
+
+    @classmethod
+    def from_toml(cls, path: Path, **overrides: Any) -> TrainConfig:
+        """Read a TOML file: top-level keys are fields, a ``[yard]`` table the yard."""
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ValueError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"config file {path} is not valid TOML: {err}") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+        yard = YardConfig.from_dict({**values.pop("yard", {}), **overrides.pop("yard", {})})
+        return cls(yard=yard, **{**values, **overrides})
+
+
+def policy_for_agent(agent_id: str, *args: Any, **kwargs: Any) -> str:
+    """Map ``robot_{i}_high`` to the high-level policy and ``robot_{i}_low`` to the low."""
+    if agent_id.endswith("_high"):
+        return HIGH_LEVEL_POLICY
+    if agent_id.endswith("_low"):
+        return LOW_LEVEL_POLICY
+    raise ValueError(f"agent id {agent_id!r} is neither a high- nor a low-level agent")
+
+
+def build_config(cfg: TrainConfig) -> HierarchicalPPOConfig:
+    """The whole RLlib setup, in RLlib's order."""
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from hmarl.metrics import YardMetrics
+    from hmarl.rl_modules import ChickenSetModule, GoalReachingModule
+    from hmarl.yard import ChickenYardEnv
+
+    return (
+        HierarchicalPPOConfig()
+        .environment(ChickenYardEnv, env_config=cfg.yard.to_dict())
+        .env_runners(
+            num_env_runners=cfg.num_env_runners,
+            num_envs_per_env_runner=cfg.num_envs_per_env_runner,
+            batch_mode="truncate_episodes",
+            # RLlib 2.60's multi-agent env runner converts every finished episode to
+            # NumPy again on every step; with our short episodes that grows
+            # quadratically and halves sampling speed. Lists are fine for PPO.
+            episodes_to_numpy=False,
+        )
+        .training(
+            lr=cfg.lr,
+            gamma=cfg.gamma,
+            lambda_=cfg.lambda_,
+            entropy_coeff=cfg.entropy_coeff,
+            train_batch_size_per_learner=cfg.train_batch_size,
+            minibatch_size=cfg.minibatch_size,
+            num_epochs=cfg.num_epochs,
+        )
+        .rl_module(
+            rl_module_spec=MultiRLModuleSpec(
+                rl_module_specs={
+                    HIGH_LEVEL_POLICY: RLModuleSpec(
+                        module_class=ChickenSetModule,
+                        model_config={"hidden_sizes": cfg.high_hidden},
+                    ),
+                    LOW_LEVEL_POLICY: RLModuleSpec(
+                        module_class=GoalReachingModule,
+                        model_config={"hidden_sizes": cfg.low_hidden},
+                    ),
+                }
+            )
+        )
+        .multi_agent(
+            policies={HIGH_LEVEL_POLICY, LOW_LEVEL_POLICY}, policy_mapping_fn=policy_for_agent
+        )
+        .callbacks(YardMetrics)
+        .debugging(seed=cfg.seed)
+        .hierarchy(high_level_start_success=cfg.high_level_start_success)
+    )
+
+
+class Deadline:
+    """When to stop: an iteration count, a wall-clock budget, or both.
+
+    The budget covers the whole command, so training stops while there is still
+    time for one more iteration's worth of slack to checkpoint and shut down.
+    """
+
+    def __init__(self, stop_iters: int | None, time_budget: float | None, start: float) -> None:
+        self.stop_iters = stop_iters
+        self.end = None if time_budget is None else start + time_budget
+        self._last = time.monotonic()
+        self._longest = 0.0
+
+    def done(self, iteration: int) -> bool:
+        """Call once per finished iteration: should training stop now?"""
+        now = time.monotonic()
+        self._longest = max(self._longest, now - self._last)
+        self._last = now
+        if self.stop_iters is not None and iteration >= self.stop_iters:
+            return True
+        # One more iteration, then the final checkpoint and shutdown (about as long).
+        return self.end is not None and now + 2 * self._longest > self.end
+
+    def seconds_left(self) -> float | None:
+        return None if self.end is None else max(0.0, self.end - time.monotonic())
+
+
+def train(cfg: TrainConfig, on_result: Callable[[dict], None] | None = None) -> Path:
+    """Train until ``cfg``'s stop condition; return the final checkpoint's path."""
+    import ray
+
+    start = time.monotonic()
+    if cfg.stop_iters is None and cfg.time_budget is None:
+        raise ValueError("give a stop condition: stop_iters, time_budget, or both")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    if cfg.resume and not find_checkpoints(cfg.out):
+        raise ValueError(f"nothing to resume in {cfg.out}: it holds no checkpoint")
+    if not cfg.resume and find_checkpoints(cfg.out):
+        raise ValueError(
+            f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    deadline = Deadline(cfg.stop_iters, cfg.time_budget, start)
+    # address="local" starts a fresh Ray even if a `ray start` cluster is around;
+    # an explicit address joins that cluster instead.
+    if cfg.address:
+        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    try:
+        run = _train_with_tune if cfg.use_tune else _train_directly
+        return run(cfg, deadline, on_result or (lambda result: None))
+    finally:
+        ray.shutdown()
+
+
+def _train_directly(cfg: TrainConfig, deadline: Deadline, on_result: Callable) -> Path:
+    """The algorithm in this process: the tutorial's ``RUN_WITH_TUNE = False``."""
+    from hmarl.run_log import RunLog
+
+    algo = HierarchicalPPO(config=build_config(cfg))
+    try:
+        if cfg.resume:
+            algo.restore_from_path(str(find_checkpoints(cfg.out)[-1].resolve()))
+        log = RunLog(cfg.out)
+        last_saved = None
+        while True:
+            result = algo.train()
+            iteration = result["training_iteration"]
+            log.write(result)
+            on_result(result)
+            stop = deadline.done(iteration)
+            if stop or iteration % cfg.checkpoint_every == 0:
+                last_saved = save_checkpoint(algo, cfg.out, iteration)
+            if stop:
+                log.close()
+                return last_saved
+    finally:
+        algo.stop()
+
+
+def save_checkpoint(algo: Any, out: Path, iteration: int) -> Path:
+    """Save to ``out/checkpoint_<iteration>`` atomically: a temp folder, then a rename."""
+    final = out / f"checkpoint_{iteration:06d}"
+    tmp = out / f".{final.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(str(tmp.resolve()))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+class _ActiveRun:
+    """The running command's deadline and progress hook.
+
+    Tune pickles its stopper and callbacks with the experiment so that it can
+    resume it. Ours hold no state of their own and read this instead, so a
+    resumed run obeys the new command's budget and prints to the new screen.
+    """
+
+    deadline: Deadline | None = None
+    on_result: Callable[[dict], None] = staticmethod(lambda result: None)
+
+
+class _StopAtDeadline(tune.Stopper):
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return _ActiveRun.deadline.done(result["training_iteration"])
+
+    def stop_all(self) -> bool:
+        return False
+
+
+class _ReportProgress(tune.Callback):
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_):
+        _ActiveRun.on_result(result)
+
+
+def _train_with_tune(cfg: TrainConfig, deadline: Deadline, on_result: Callable) -> Path:
+    """The same algorithm as a Tune trial: Tune checkpoints, logs and can resume it."""
+    _ActiveRun.deadline, _ActiveRun.on_result = deadline, on_result
+    out = cfg.out.resolve()
+    if cfg.resume:
+        tuner = tune.Tuner.restore(
+            str(out), trainable=HierarchicalPPO, resume_errored=True, param_space=build_config(cfg)
+        )
+    else:
+        run_config = tune.RunConfig(
+            name=out.name,
+            storage_path=str(out.parent),
+            stop=_StopAtDeadline(),
+            callbacks=[_ReportProgress()],
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(
+                checkpoint_frequency=cfg.checkpoint_every, checkpoint_at_end=True
+            ),
+        )
+        tuner = tune.Tuner(HierarchicalPPO, param_space=build_config(cfg), run_config=run_config)
+    result = tuner.fit()[0]
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}")
+    return Path(result.checkpoint.path)
