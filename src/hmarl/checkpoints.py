@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
+from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
 
 from hmarl.algorithm import HIGH_LEVEL_POLICY, LOW_LEVEL_POLICY
 
@@ -78,15 +80,20 @@ class TrainedPolicy:
         self.checkpoint = checkpoint
 
     def _act(self, module_id: str, obs: dict[str, np.ndarray]) -> np.ndarray:
+        module = self.modules[module_id]
         lead = obs["robot_position"].shape[:-1]
-        batch = {
-            k: torch.from_numpy(
-                np.ascontiguousarray(v, dtype=np.float32).reshape(-1, *v.shape[len(lead) :])
-            )
+        rows = {
+            k: np.ascontiguousarray(v, dtype=np.float32).reshape(-1, *v.shape[len(lead) :])
             for k, v in obs.items()
         }
+        if isinstance(module.observation_space, gym.spaces.Dict):
+            batch = {k: torch.from_numpy(v) for k, v in rows.items()}
+        else:
+            # RLlib's default modules were trained behind its FlattenObservations
+            # connector; this is the function that connector applies.
+            batch = torch.from_numpy(flatten_inputs_to_1d_tensor(rows, batch_axis=True))
         with torch.no_grad():
-            logits = self.modules[module_id].forward_inference({"obs": batch})["action_dist_inputs"]
+            logits = module.forward_inference({"obs": batch})["action_dist_inputs"]
         return logits.argmax(-1).numpy().reshape(lead)
 
     def high(self, obs: dict[str, np.ndarray]) -> np.ndarray:

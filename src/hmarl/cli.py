@@ -106,6 +106,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "resume": args.resume,
         "use_tune": False if args.no_tune else None,
         "checkpoint_every": args.checkpoint_every,
+        "modules": args.modules,
     }
     given = {k: v for k, v in settings.items() if v is not None}
     yard = {k: getattr(args, k) for k in YARD_OPTIONS if getattr(args, k) is not None}
@@ -220,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, help="TOML file of training settings ([yard] table too)")
     p.add_argument("--no-evaluate", action="store_true", help="skip the closing evaluation")
+    p.add_argument(
+        "--modules",
+        choices=("custom", "default"),
+        help="custom: hmarl's RL modules (default); default: RLlib's MLPs, for comparison",
+    )
     add_yard_options(p)
     p.set_defaults(func=cmd_train)
 

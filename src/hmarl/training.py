@@ -9,6 +9,7 @@ condition, checkpoint, and return the final checkpoint's path.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import time
@@ -26,7 +27,7 @@ from hmarl.algorithm import (
     HierarchicalPPO,
     HierarchicalPPOConfig,
 )
-from hmarl.checkpoints import find_checkpoints
+from hmarl.checkpoints import CheckpointError, find_checkpoints, load_policy
 from hmarl.simulation import YardConfig
 
 RESULT_FILE = "result.json"
@@ -81,6 +82,8 @@ class TrainConfig:
     """Hidden layer sizes of the low level's networks."""
     high_level_start_success: float = 0.9
     """Low-level success rate at which the high level starts to train (see algorithm.py)."""
+    modules: str = "custom"
+    """"custom": our RL modules; "default": RLlib's MLPs on flattened observations."""
 
     def __post_init__(self) -> None:
         for name in ("checkpoint_every", "train_batch_size", "minibatch_size", "num_epochs"):
@@ -108,6 +111,8 @@ class TrainConfig:
             raise ValueError(
                 f"high_level_start_success must be in [0, 1], got {self.high_level_start_success}"
             )
+        if self.modules not in ("custom", "default"):
+            raise ValueError(f"modules must be 'custom' or 'default', got {self.modules!r}")
         if self.out is None:
             self.out = Path("runs") / self.name
         self.out = Path(self.out)
@@ -138,8 +143,8 @@ def policy_for_agent(agent_id: str, *args: Any, **kwargs: Any) -> str:
     raise ValueError(f"agent id {agent_id!r} is neither a high- nor a low-level agent")
 
 
-def build_config(cfg: TrainConfig) -> HierarchicalPPOConfig:
-    """The whole RLlib setup, in RLlib's order."""
+def build_config(cfg: TrainConfig, start_from: Path | None = None) -> HierarchicalPPOConfig:
+    """The whole RLlib setup, in RLlib's order; ``start_from`` a checkpoint to continue."""
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
@@ -147,7 +152,7 @@ def build_config(cfg: TrainConfig) -> HierarchicalPPOConfig:
     from hmarl.rl_modules import ChickenSetModule, GoalReachingModule
     from hmarl.yard import ChickenYardEnv
 
-    return (
+    config = (
         HierarchicalPPOConfig()
         .environment(ChickenYardEnv, env_config=cfg.yard.to_dict())
         .env_runners(
@@ -189,6 +194,38 @@ def build_config(cfg: TrainConfig) -> HierarchicalPPOConfig:
         .debugging(seed=cfg.seed)
         .hierarchy(high_level_start_success=cfg.high_level_start_success)
     )
+    if cfg.modules == "default":
+        _use_default_modules(config, cfg)
+    if start_from is not None:
+        # Restored inside the algorithm's own setup, so it works the same in this
+        # process and in a Tune trial (the callback travels with the config).
+        config.callbacks(on_algorithm_init=functools.partial(_restore, str(start_from.resolve())))
+    return config
+
+
+def _use_default_modules(config: HierarchicalPPOConfig, cfg: TrainConfig) -> None:
+    """RLlib's default MLP modules, which need the Dict observations flattened."""
+    from ray.rllib.connectors.env_to_module import FlattenObservations
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    config.env_runners(
+        env_to_module_connector=lambda env, spaces, device: FlattenObservations(multi_agent=True)
+    )
+    sizes = {HIGH_LEVEL_POLICY: cfg.high_hidden, LOW_LEVEL_POLICY: cfg.low_hidden}
+    config.rl_module(
+        rl_module_spec=MultiRLModuleSpec(
+            rl_module_specs={
+                module_id: RLModuleSpec(model_config=DefaultModelConfig(fcnet_hiddens=hidden))
+                for module_id, hidden in sizes.items()
+            }
+        )
+    )
+
+
+def _restore(checkpoint: str, algorithm: HierarchicalPPO, **kwargs: Any) -> None:
+    algorithm.restore_from_path(checkpoint)
 
 
 class Deadline:
@@ -226,12 +263,11 @@ def train(cfg: TrainConfig, on_result: Callable[[dict], None] | None = None) -> 
     if cfg.stop_iters is None and cfg.time_budget is None:
         raise ValueError("give a stop condition: stop_iters, time_budget, or both")
     cfg.out.mkdir(parents=True, exist_ok=True)
-    if cfg.resume and not find_checkpoints(cfg.out):
-        raise ValueError(f"nothing to resume in {cfg.out}: it holds no checkpoint")
     if not cfg.resume and find_checkpoints(cfg.out):
         raise ValueError(
             f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out"
         )
+    start_from = last_good_checkpoint(cfg.out) if cfg.resume else None
     deadline = Deadline(cfg.stop_iters, cfg.time_budget, start)
     # address="local" starts a fresh Ray even if a `ray start` cluster is around;
     # an explicit address joins that cluster instead.
@@ -241,19 +277,19 @@ def train(cfg: TrainConfig, on_result: Callable[[dict], None] | None = None) -> 
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
     try:
         run = _train_with_tune if cfg.use_tune else _train_directly
-        return run(cfg, deadline, on_result or (lambda result: None))
+        return run(build_config(cfg, start_from), cfg, deadline, on_result or (lambda r: None))
     finally:
         ray.shutdown()
 
 
-def _train_directly(cfg: TrainConfig, deadline: Deadline, on_result: Callable) -> Path:
+def _train_directly(
+    config: HierarchicalPPOConfig, cfg: TrainConfig, deadline: Deadline, on_result: Callable
+) -> Path:
     """The algorithm in this process: the tutorial's ``RUN_WITH_TUNE = False``."""
     from hmarl.run_log import RunLog
 
-    algo = HierarchicalPPO(config=build_config(cfg))
+    algo = HierarchicalPPO(config=config)
     try:
-        if cfg.resume:
-            algo.restore_from_path(str(find_checkpoints(cfg.out)[-1].resolve()))
         log = RunLog(cfg.out)
         last_saved = None
         while True:
@@ -283,52 +319,51 @@ def save_checkpoint(algo: Any, out: Path, iteration: int) -> Path:
     return final
 
 
-class _ActiveRun:
-    """The running command's deadline and progress hook.
+class _ReportProgress(tune.Callback):
+    """Hands each result from the trial to the command's progress display.
 
-    Tune pickles its stopper and callbacks with the experiment so that it can
-    resume it. Ours hold no state of their own and read this instead, so a
-    resumed run obeys the new command's budget and prints to the new screen.
+    Tune pickles its callbacks with the experiment, and a display (locks, a
+    terminal) does not pickle, so this holds none: it calls ``_progress_hook``.
     """
 
-    deadline: Deadline | None = None
-    on_result: Callable[[dict], None] = staticmethod(lambda result: None)
-
-
-class _StopAtDeadline(tune.Stopper):
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return _ActiveRun.deadline.done(result["training_iteration"])
-
-    def stop_all(self) -> bool:
-        return False
-
-
-class _ReportProgress(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_):
-        _ActiveRun.on_result(result)
+        _progress_hook[0](result)
 
 
-def _train_with_tune(cfg: TrainConfig, deadline: Deadline, on_result: Callable) -> Path:
-    """The same algorithm as a Tune trial: Tune checkpoints, logs and can resume it."""
-    _ActiveRun.deadline, _ActiveRun.on_result = deadline, on_result
+_progress_hook: list[Callable[[dict], None]] = [lambda result: None]
+
+
+def _train_with_tune(
+    config: HierarchicalPPOConfig, cfg: TrainConfig, deadline: Deadline, on_result: Callable
+) -> Path:
+    """The same algorithm as a Tune trial: Tune checkpoints and logs it.
+
+    A resumed run is a new trial in the same folder that starts from the last
+    checkpoint (``build_config(start_from=...)``). Unlike ``Tuner.restore`` this
+    also extends a run that finished, and it obeys the new command's limits.
+    """
     out = cfg.out.resolve()
-    if cfg.resume:
-        tuner = tune.Tuner.restore(
-            str(out), trainable=HierarchicalPPO, resume_errored=True, param_space=build_config(cfg)
-        )
-    else:
-        run_config = tune.RunConfig(
-            name=out.name,
-            storage_path=str(out.parent),
-            stop=_StopAtDeadline(),
-            callbacks=[_ReportProgress()],
-            verbose=0,
-            checkpoint_config=tune.CheckpointConfig(
-                checkpoint_frequency=cfg.checkpoint_every, checkpoint_at_end=True
-            ),
-        )
-        tuner = tune.Tuner(HierarchicalPPO, param_space=build_config(cfg), run_config=run_config)
+    _progress_hook[0] = on_result
+    run_config = tune.RunConfig(
+        name=out.name,
+        storage_path=str(out.parent),
+        stop=lambda trial_id, result: deadline.done(result["training_iteration"]),
+        callbacks=[_ReportProgress()],
+        verbose=0,
+        checkpoint_config=tune.CheckpointConfig(
+            checkpoint_frequency=cfg.checkpoint_every, checkpoint_at_end=True
+        ),
+    )
+    tuner = tune.Tuner(HierarchicalPPO, param_space=config, run_config=run_config)
     result = tuner.fit()[0]
     if result.error:
         raise RuntimeError(f"training failed: {result.error}")
     return Path(result.checkpoint.path)
+
+
+def last_good_checkpoint(folder: Path) -> Path:
+    """The newest checkpoint in a run that loads (an interrupted save may not)."""
+    try:
+        return load_policy(folder).checkpoint
+    except CheckpointError as err:
+        raise ValueError(f"nothing to resume in {folder}: {err}") from None
