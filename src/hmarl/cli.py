@@ -80,7 +80,10 @@ def cmd_random(args: argparse.Namespace) -> None:
     config = yard_config(args)
     env = ChickenYardEnv(config)
     policy = make_baseline(args.policy, config, seed=args.seed)
-    episodes = [play_episode(env, policy, s) for s in episode_seeds(args.seed, args.episodes)]
+    seeds = episode_seeds(args.seed, args.episodes)
+    if args.out or args.window:
+        _render(policy, config, seeds, args.out, args.fps)
+    episodes = [play_episode(env, policy, s) for s in seeds]
     for episode in episodes:
         print_episode(episode)
     metrics = metrics_from(
@@ -89,6 +92,68 @@ def cmd_random(args: argparse.Namespace) -> None:
         np.array([e.moves for e in episodes]),
     )
     print_metrics_table({args.policy: metrics}, title=f"{args.episodes} episodes, seed {args.seed}")
+
+
+def _render(policy, config: YardConfig, seeds: list[int], out: Path | None, fps: int) -> None:
+    """Episodes to a GIF/MP4 file, or to a live window when no file is given."""
+    from hmarl.render import record, watch_live
+
+    try:
+        if out is None:
+            watch_live(policy, config, seeds, fps=fps)
+        else:
+            frames = record(policy, config, seeds, out, fps=fps)
+            print(f"wrote {out} ({frames} frames)")
+    except (ValueError, RuntimeError, OSError) as err:
+        raise CliError(str(err)) from None
+
+
+def cmd_watch(args: argparse.Namespace) -> None:
+    from hmarl.checkpoints import CheckpointError, load_policy
+    from hmarl.evaluation import episode_seeds
+
+    try:
+        policy = load_policy(args.checkpoint)
+    except CheckpointError as err:
+        raise CliError(str(err)) from None
+    print(f"checkpoint: {policy.checkpoint}")
+    _render(policy, yard_config(args), episode_seeds(args.seed, args.episodes), args.out, args.fps)
+
+
+def add_render_options(parser: argparse.ArgumentParser, window_flag: bool) -> None:
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help="write a .gif or .mp4 instead of a live window"
+    )
+    parser.add_argument("--fps", type=positive_int, default=10, help="frames per second (10)")
+    if window_flag:
+        parser.add_argument("--window", action="store_true", help="show the episodes live")
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from hmarl.checkpoints import CheckpointError, load_policy
+    from hmarl.inspection import describe_policies, print_policies
+
+    try:
+        policy = load_policy(args.checkpoint)
+    except CheckpointError as err:
+        raise CliError(str(err)) from None
+    summaries = describe_policies(policy.modules)
+    if args.json:
+        print(json.dumps({name: s.to_dict() for name, s in summaries.items()}))
+        return
+    print(f"checkpoint: {policy.checkpoint}")
+    print_policies(summaries)
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from hmarl.plotting import plot_run
+
+    out = args.out or args.run_dir / "learning_curves.png"
+    try:
+        plot_run(args.run_dir, out)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    print(f"wrote {out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -192,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=positive_int, default=5, help="episodes to run (5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (0)")
     p.add_argument("--policy", choices=("random", "oracle"), default="random")
+    add_render_options(p, window_flag=True)
     add_yard_options(p)
     p.set_defaults(func=cmd_random)
 
@@ -238,6 +304,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON for programs")
     add_yard_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "watch", help="watch a trained policy: a live pygame window, or a GIF/MP4 file"
+    )
+    p.add_argument("checkpoint", type=Path, help="checkpoint, Tune trial or run folder")
+    p.add_argument("--episodes", type=positive_int, default=1, help="episodes (1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (0)")
+    add_render_options(p, window_flag=False)
+    add_yard_options(p)
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("inspect", help="each policy's network: layers, shapes, parameter counts")
+    p.add_argument("checkpoint", type=Path, help="checkpoint, Tune trial or run folder")
+    p.add_argument("--json", action="store_true", help="print JSON for programs")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("plot", help="learning curves of a run to a PNG")
+    p.add_argument("run_dir", type=Path, help="run folder (or a Tune trial folder in it)")
+    p.add_argument(
+        "--out", type=Path, metavar="FILE.png", help="default: RUN_DIR/learning_curves.png"
+    )
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -290,7 +290,7 @@ def _train_directly(
 
     algo = HierarchicalPPO(config=config)
     try:
-        log = RunLog(cfg.out)
+        log = RunLog(cfg.out, cfg.yard)
         last_saved = None
         while True:
             result = algo.train()

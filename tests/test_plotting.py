@@ -1,0 +1,224 @@
+"""Learning-curve plots: from a real Tune run and from hand-written logs; errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from hmarl.evaluation import Metrics
+from hmarl.plotting import DPI, find_results, plot_run, read_trial, reference_levels
+from hmarl.simulation import YardConfig
+
+NAN = math.nan
+NO_REFERENCE: dict = {}
+
+
+def result(iteration: int, value: float = NAN, high_level_training: float = 0.0) -> dict[str, Any]:
+    """A result line as RLlib writes it, nested, with every plotted key set to ``value``."""
+    return {
+        "training_iteration": iteration,
+        "trial_id": "default",
+        "num_env_steps_sampled_lifetime": 1000.0 * iteration,
+        "time_this_iter_s": 2.0,
+        "high_level_training": high_level_training,
+        "env_runners": {
+            "module_episode_returns_mean": {"high_level_policy": value, "low_level_policy": value},
+            "episode_len_mean": value,
+            "high_level_compatibility": value,
+            "low_level_success": value,
+            "low_level_steps_to_arrive": value,
+            "num_episodes": "7",  # RLlib writes some numbers as strings
+        },
+    }
+
+
+def write_results(folder: Path, lines: list[dict], tail: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "result.json"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + tail)
+    return path
+
+
+def check_png(path: Path) -> None:
+    assert path.stat().st_size > 0
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == (14 * DPI, 8 * DPI)
+        image.load()  # decodes the whole file: it was written completely
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.fixture
+def direct_run(tmp_path: Path) -> Path:
+    """A direct run's folder: the first iteration finished no episode (NaN)."""
+    run = tmp_path / "direct"
+    write_results(run, [result(1), *(result(i, 0.1 * i, float(i > 2)) for i in range(2, 6))])
+    return run
+
+
+def test_plots_a_tune_run(trained_run: Path, tmp_path: Path) -> None:
+    (result_file,) = find_results(trained_run)
+    trial = read_trial(result_file)
+    assert trial.yard == YardConfig(timeout=200)  # from Tune's params.json
+    assert list(trial.iterations) == [1, 2]
+    assert np.all(np.diff(trial.steps) > 0) and np.all(np.diff(trial.seconds) > 0)
+    out = plot_run(trained_run, tmp_path / "curves.png")
+    assert out == tmp_path / "curves.png"
+    check_png(out)
+    # The trial folder alone plots too, and an existing file is replaced.
+    check_png(plot_run(result_file.parent, out))
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        None,  # computed, on the default yard: a direct run records none
+        NO_REFERENCE,
+        # as `hmarl evaluate --json` prints them (None: not known)
+        {"random": {"mean_compatibility": 0.77, "success_rate": 0.4, "mean_steps": None}},
+    ],
+    ids=["computed", "none", "given"],
+)
+def test_plots_a_direct_run(direct_run: Path, tmp_path: Path, reference: dict | None) -> None:
+    assert read_trial(direct_run / "result.json").yard is None
+    check_png(plot_run(direct_run, tmp_path / "curves.png", reference, reference_episodes=50))
+
+
+def test_plots_every_trial(tmp_path: Path) -> None:
+    older = write_results(tmp_path / "run" / "trial_b", [result(i, 0.5) for i in (1, 2)])
+    newer = write_results(tmp_path / "run" / "trial_a", [result(1, 0.2)])
+    os.utime(older, (1, 1))
+    assert find_results(tmp_path / "run") == [older, newer]
+    check_png(plot_run(tmp_path / "run", tmp_path / "curves.png", NO_REFERENCE))
+
+
+def test_reference_levels_random_below_oracle() -> None:
+    config = YardConfig()
+    levels = reference_levels(config, episodes=100)
+    assert levels == reference_levels(config, episodes=100)  # seeded
+    random, oracle = levels["random"], levels["oracle"]
+    assert random.mean_compatibility < oracle.mean_compatibility
+    assert random.success_rate < oracle.success_rate == 1.0
+    assert oracle.mean_steps < random.mean_steps
+
+
+def test_trial_series(tmp_path: Path) -> None:
+    path = write_results(
+        tmp_path,
+        [result(1), result(2, 0.5), result(3, 0.6, 1.0)],
+        tail=json.dumps(result(4, 0.7))[:40],  # still being written: skipped
+    )
+    trial = read_trial(path)
+    assert trial.name == tmp_path.name  # a direct run's trial id says nothing
+    assert list(trial.steps) == [1000, 2000, 3000]
+    assert list(trial.seconds) == [2, 4, 6]
+    success = trial.curves["env_runners/low_level_success"]
+    assert math.isnan(success[0]) and list(success[1:]) == [0.5, 0.6]
+    assert trial.high_level_start == 2000  # it trained from the third iteration on
+
+
+def test_resumed_run_keeps_the_redone_iterations(tmp_path: Path) -> None:
+    """Interrupted after iteration 3, resumed from a checkpoint at 1: 2 and 3 are redone."""
+    lines = [result(1, 0.1), result(2, 0.2), result(3, 0.3), result(2, 0.8), result(3, 0.9)]
+    trial = read_trial(write_results(tmp_path, lines))
+    assert list(trial.iterations) == [1, 2, 3]
+    assert list(trial.curves["env_runners/episode_len_mean"]) == [0.1, 0.8, 0.9]
+
+
+def test_high_level_training_from_the_start(tmp_path: Path) -> None:
+    trial = read_trial(write_results(tmp_path, [result(i, 0.5, 1.0) for i in (1, 2)]))
+    assert trial.high_level_start is None
+
+
+def test_reference_levels_given_as_metrics(direct_run: Path, tmp_path: Path) -> None:
+    levels = {"oracle": Metrics(0.93, 1.0, 15.0)}
+    check_png(plot_run(direct_run, tmp_path / "curves.png", levels))
+
+
+def test_failed_write_leaves_the_old_file(
+    direct_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "curves.png"
+    out.write_bytes(b"old plot")
+
+    def disk_full(self: Figure, file: Any, **kwargs: Any) -> None:
+        file.write(b"half a png")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    with pytest.raises(ValueError, match=r"cannot write .*No space left on device"):
+        plot_run(direct_run, out, NO_REFERENCE)
+    assert out.read_bytes() == b"old plot"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "direct"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("\n\n", "is empty"),
+        ('{"training_iteration": 1, "num_env_steps_sampled_lifetime": 10}\n{oops\n{}\n', "line 2"),
+        ('{"training_iteration": 1}\n', "not a training result"),
+        ("[1, 2]\n", "not a training result"),
+    ],
+    ids=["empty", "blank", "corrupt", "no-steps", "not-an-object"],
+)
+def test_bad_result_file(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "result.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        plot_run(tmp_path / "run", tmp_path / "curves.png", NO_REFERENCE)
+    assert not (tmp_path / "curves.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("run", "message"),
+    [
+        ("missing", "does not exist"),
+        ("empty_folder", "holds no result.json"),
+        ("a_file", "is not a folder"),
+    ],
+)
+def test_bad_run_folder(tmp_path: Path, run: str, message: str) -> None:
+    (tmp_path / "empty_folder").mkdir()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=message):
+        plot_run(tmp_path / run, tmp_path / "curves.png")
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("curves.jpg", "ending in .png"),
+        ("curves", "ending in .png"),
+        ("missing/curves.png", "not an existing folder"),
+        ("a_file/curves.png", "not an existing folder"),
+        ("folder.png", "is a folder"),
+    ],
+)
+def test_bad_out_path(direct_run: Path, tmp_path: Path, out: str, message: str) -> None:
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ValueError, match=message):
+        plot_run(direct_run, tmp_path / out, NO_REFERENCE)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_unwritable_folder(direct_run: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(ValueError, match="not writable"):
+        plot_run(direct_run, locked / "curves.png", NO_REFERENCE)
+
+
+def test_bad_reference(direct_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reference 'oracle'"):
+        plot_run(direct_run, tmp_path / "curves.png", {"oracle": {"compat": 0.9}})
