@@ -3,13 +3,13 @@
 This is the place to customise training (the tutorial's "custom trainer").
 
 Why a schedule: until the low level can walk, almost every high-level episode ends
-in a time-out, and the only thing a high level can learn from that is "pick a
-chicken close by". That lesson is wrong once the low level walks well, and PPO
-spends a long time unlearning it. So ``HierarchicalPPO`` leaves the high level
-untouched until the low level's success rate over recent robots reaches
-``high_level_start_success``; from then on both levels train. The switch is a
-latch (it never closes again), it is saved in checkpoints, and each iteration
-reports it as ``high_level_training`` (0 or 1) in the results.
+in a time-out, and what a high level can learn from that is "pick a chicken close
+by", which is the wrong lesson once the low level walks well. So ``HierarchicalPPO``
+leaves the high level untouched until the low level's success rate over a window of
+recently finished robots (``metrics.WINDOW``) reaches ``high_level_start_success``;
+from then on both levels train. The switch is a latch (it never closes again), it
+is saved in checkpoints, and each iteration reports it as ``high_level_training``
+(0 or 1) in the results.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.utils.annotations import override
 
-from hmarl.metrics import SUCCESS
+from hmarl.metrics import FINISHED, SUCCESS, WINDOW
 
 HIGH_LEVEL_POLICY = "high_level_policy"
 LOW_LEVEL_POLICY = "low_level_policy"
@@ -69,9 +69,14 @@ class HierarchicalPPO(PPO):
         results = super().step()
         # Decided on the finished iteration's results: the metrics logger's own
         # windows are already reduced (and emptied) by the time we could peek.
-        success = results.get("env_runners", {}).get(SUCCESS)
+        runners = results.get("env_runners", {})
+        success = runners.get(SUCCESS, 0.0)
+        # Early on, only robots that arrived quickly have finished (time-outs take
+        # `timeout` steps), so a success rate over a few robots flatters the low
+        # level. A full window of finished robots is required first.
+        enough = runners.get(FINISHED, 0) >= WINDOW
         threshold = self.config.high_level_start_success
-        if not self.high_level_training and success is not None and success >= threshold:
+        if not self.high_level_training and enough and success >= threshold:
             self.high_level_training = True
             self._apply_schedule()
         return results

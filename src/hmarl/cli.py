@@ -120,6 +120,17 @@ def cmd_watch(args: argparse.Namespace) -> None:
     _render(policy, yard_config(args), episode_seeds(args.seed, args.episodes), args.out, args.fps)
 
 
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="checkpoint, Tune trial or run folder")
+
+
+def add_episode_options(parser: argparse.ArgumentParser, episodes: int) -> None:
+    parser.add_argument(
+        "--episodes", type=positive_int, default=episodes, help=f"episodes ({episodes})"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (0)")
+
+
 def add_render_options(parser: argparse.ArgumentParser, window_flag: bool) -> None:
     parser.add_argument(
         "--out", type=Path, metavar="FILE", help="write a .gif or .mp4 instead of a live window"
@@ -254,8 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("random", help="run the yard with random (or oracle) actions")
-    p.add_argument("--episodes", type=positive_int, default=5, help="episodes to run (5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (0)")
+    add_episode_options(p, episodes=5)
     p.add_argument("--policy", choices=("random", "oracle"), default="random")
     add_render_options(p, window_flag=True)
     add_yard_options(p)
@@ -276,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-clock seconds for the whole command; stops in time to checkpoint",
     )
     p.add_argument("--num-env-runners", type=non_negative_int, help="sampling processes (0)")
-    p.add_argument("--num-envs-per-env-runner", type=positive_int, help="yards per env runner (8)")
+    p.add_argument("--num-envs-per-env-runner", type=positive_int, help="yards per env runner (16)")
     p.add_argument("--address", help="join this Ray cluster instead of starting a local Ray")
     p.add_argument("--out", type=Path, help="run folder (default runs/chicken_yard)")
     p.add_argument("--seed", type=int, help="RLlib seed (0)")
@@ -298,9 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", help="trained policy vs random vs oracle on the same seeded episodes"
     )
-    p.add_argument("checkpoint", type=Path, help="checkpoint, Tune trial or run folder")
-    p.add_argument("--episodes", type=positive_int, default=1000, help="episodes (1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (0)")
+    add_checkpoint_argument(p)
+    add_episode_options(p, episodes=1000)
     p.add_argument("--json", action="store_true", help="print JSON for programs")
     add_yard_options(p)
     p.set_defaults(func=cmd_evaluate)
@@ -308,15 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "watch", help="watch a trained policy: a live pygame window, or a GIF/MP4 file"
     )
-    p.add_argument("checkpoint", type=Path, help="checkpoint, Tune trial or run folder")
-    p.add_argument("--episodes", type=positive_int, default=1, help="episodes (1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (0)")
+    add_checkpoint_argument(p)
+    add_episode_options(p, episodes=1)
     add_render_options(p, window_flag=False)
     add_yard_options(p)
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("inspect", help="each policy's network: layers, shapes, parameter counts")
-    p.add_argument("checkpoint", type=Path, help="checkpoint, Tune trial or run folder")
+    add_checkpoint_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON for programs")
     p.set_defaults(func=cmd_inspect)
 

@@ -17,6 +17,8 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 COMPATIBILITY = "high_level_compatibility"
 SUCCESS = "low_level_success"
 STEPS_TO_ARRIVE = "low_level_steps_to_arrive"
+FINISHED = "low_level_finished"
+"""Robots finished (arrived or timed out) since training began."""
 WINDOW = 200
 """Finished robots averaged over: recent enough to follow learning, large enough to be steady."""
 
@@ -43,5 +45,6 @@ class YardMetrics(RLlibCallback):
                     metrics_logger.log_value(COMPATIBILITY, info["compatibility"], window=WINDOW)
                 elif agent.endswith("_low"):
                     metrics_logger.log_value(SUCCESS, float(info["arrived"]), window=WINDOW)
+                    metrics_logger.log_value(FINISHED, 1, reduce="lifetime_sum")
                     if info["arrived"]:
                         metrics_logger.log_value(STEPS_TO_ARRIVE, info["steps"], window=WINDOW)

@@ -60,7 +60,7 @@ class TrainConfig:
     """Ray cluster to join (``ray start --head`` address); None starts a local Ray."""
     num_env_runners: int = 0
     """Remote sampling processes; 0 samples in the training process (best on 2 cores)."""
-    num_envs_per_env_runner: int = 8
+    num_envs_per_env_runner: int = 16
     """Yards stepped together per env runner, so one forward pass serves several."""
     train_batch_size: int = 4000
     """Environment steps sampled per iteration."""
