@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import tomllib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,17 +240,19 @@ class Deadline:
         self.stop_iters = stop_iters
         self.end = None if time_budget is None else start + time_budget
         self._last = time.monotonic()
-        self._longest = 0.0
+        # Recent iterations only: the first one carries Ray's and Tune's start-up.
+        self._recent: deque[float] = deque(maxlen=5)
 
     def done(self, iteration: int) -> bool:
         """Call once per finished iteration: should training stop now?"""
         now = time.monotonic()
-        self._longest = max(self._longest, now - self._last)
+        self._recent.append(now - self._last)
         self._last = now
+        longest = max(self._recent)
         if self.stop_iters is not None and iteration >= self.stop_iters:
             return True
         # One more iteration, then the final checkpoint and shutdown (about as long).
-        return self.end is not None and now + 2 * self._longest > self.end
+        return self.end is not None and now + 2 * longest > self.end
 
     def seconds_left(self) -> float | None:
         return None if self.end is None else max(0.0, self.end - time.monotonic())
