@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hmarl.baselines import OraclePolicy, RandomPolicy
 from hmarl.checkpoints import find_checkpoints, load_policy
-from hmarl.evaluation import episode_seeds, evaluate, normalized_score
+from hmarl.evaluation import compare, episode_seeds
 from hmarl.simulation import YardConfig
 
 SCORE, SUCCESS = 0.9, 0.99
@@ -58,12 +57,11 @@ def report(modules: str, budget: float, workdir: Path) -> None:
     start, took = run_training(modules, budget, out)
     config = YardConfig()
     seeds = episode_seeds(FIRST_SEED, EPISODES)
-    random = evaluate(RandomPolicy(config, FIRST_SEED), config, seeds)
-    oracle = evaluate(OraclePolicy(config), config, seeds)
     reached = None
     for checkpoint in find_checkpoints(out):
-        trained = evaluate(load_policy(checkpoint), config, seeds)
-        score = normalized_score(trained, random, oracle)
+        comparison = compare(load_policy(checkpoint), config, seeds)
+        trained, random, oracle = comparison.policies.values()
+        score = comparison.normalized_score
         age = (checkpoint / "rllib_checkpoint.json").stat().st_mtime - start
         print(
             f"  {modules:>7} {age:6.1f} s  score {score:6.3f}  success {trained.success_rate:.3f}"

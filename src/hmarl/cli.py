@@ -208,41 +208,26 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"checkpoint: {checkpoint}")
 
 
-def _evaluation(checkpoint: Path, config: YardConfig, episodes: int, seed: int) -> dict:
-    """Trained vs random vs oracle on the same seeded episodes, as the JSON output has it."""
-    from hmarl.baselines import OraclePolicy, RandomPolicy
+def _compare(checkpoint: Path, config: YardConfig, episodes: int, seed: int):
+    """The checkpoint's policy against the baselines on the same seeded episodes."""
     from hmarl.checkpoints import CheckpointError, load_policy
-    from hmarl.evaluation import episode_seeds, evaluate, normalized_score
+    from hmarl.evaluation import compare, episode_seeds
 
     try:
         trained = load_policy(checkpoint)
     except CheckpointError as err:
         raise CliError(str(err)) from None
-    seeds = episode_seeds(seed, episodes)
-    metrics = {
-        "trained": evaluate(trained, config, seeds),
-        "random": evaluate(RandomPolicy(config, seed), config, seeds),
-        "oracle": evaluate(OraclePolicy(config), config, seeds),
-    }
-    return {
-        "episodes": episodes,
-        "seed": seed,
-        "checkpoint": str(trained.checkpoint),
-        "metrics": metrics,
-        "normalized_score": normalized_score(
-            metrics["trained"], metrics["random"], metrics["oracle"]
-        ),
-    }
+    return trained.checkpoint, compare(trained, config, episode_seeds(seed, episodes))
 
 
 def _print_evaluation(checkpoint: Path, config: YardConfig, episodes: int, seed: int) -> None:
     from hmarl.report import print_metrics_table
 
-    result = _evaluation(checkpoint, config, episodes, seed)
+    used, comparison = _compare(checkpoint, config, episodes, seed)
     print_metrics_table(
-        result["metrics"],
-        title=f"{episodes} episodes from seed {seed}: {result['checkpoint']}",
-        normalized=result["normalized_score"],
+        comparison.policies,
+        title=f"{episodes} episodes from seed {seed}: {used}",
+        normalized=comparison.normalized_score,
     )
 
 
@@ -251,11 +236,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if not args.json:
         _print_evaluation(args.checkpoint, config, args.episodes, args.seed)
         return
-    result = _evaluation(args.checkpoint, config, args.episodes, args.seed)
-    policies = {name: m.to_dict() for name, m in result.pop("metrics").items()}
-    print(
-        json.dumps({**result, "policies": policies, "normalized_score": result["normalized_score"]})
-    )
+    used, comparison = _compare(args.checkpoint, config, args.episodes, args.seed)
+    result = {
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "checkpoint": str(used),
+        "policies": {name: m.to_dict() for name, m in comparison.policies.items()},
+        "normalized_score": comparison.normalized_score,
+    }
+    print(json.dumps(result))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hmarl.baselines import Policy
+from hmarl.baselines import OraclePolicy, Policy, RandomPolicy
 from hmarl.batched import BatchedYard
 from hmarl.simulation import YardConfig
 from hmarl.yard import ChickenYardEnv, high_agent, low_agent
@@ -49,6 +49,29 @@ def normalized_score(trained: Metrics, random: Metrics, oracle: Metrics) -> floa
     """(trained - random) / (oracle - random) on mean compatibility: 0 is random, 1 the oracle."""
     return (trained.mean_compatibility - random.mean_compatibility) / (
         oracle.mean_compatibility - random.mean_compatibility
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A policy against the random and oracle baselines on the same seeded episodes."""
+
+    policies: dict[str, Metrics]
+    """Metrics of ``"trained"``, ``"random"`` and ``"oracle"``."""
+
+    @property
+    def normalized_score(self) -> float:
+        return normalized_score(*(self.policies[k] for k in ("trained", "random", "oracle")))
+
+
+def compare(trained: Policy, config: YardConfig, seeds: Sequence[int]) -> Comparison:
+    """Score ``trained``, random (seeded with the first episode's seed) and the oracle."""
+    return Comparison(
+        {
+            "trained": evaluate(trained, config, seeds),
+            "random": evaluate(RandomPolicy(config, seeds[0]), config, seeds),
+            "oracle": evaluate(OraclePolicy(config), config, seeds),
+        }
     )
 
 
