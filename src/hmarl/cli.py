@@ -7,11 +7,15 @@ import json
 import logging
 import os
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from hmarl.simulation import YardConfig
+
+STARTED = time.monotonic()
+"""When this command began: the time budget counts from here, before Ray is imported."""
 
 
 class CliError(Exception):
@@ -196,9 +200,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if cfg.stop_iters is None and cfg.time_budget is None:
         cfg.stop_iters = DEFAULT_STOP_ITERS
     console.print(f"training into {cfg.out} ({'Ray Tune' if cfg.use_tune else 'no Tune'})")
-    progress = TrainingProgress(cfg.stop_iters, cfg.time_budget)
+    progress = TrainingProgress(cfg.stop_iters, cfg.time_budget, STARTED)
     try:
-        checkpoint = train(cfg, on_result=progress.update)
+        checkpoint = train(cfg, on_result=progress.update, started=STARTED)
     except ValueError as err:
         raise CliError(str(err)) from None
     finally:
@@ -345,6 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as err:
         print(f"hmarl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = " (continue with --resume)" if args.command == "train" else ""
+        print(f"hmarl {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -41,10 +41,10 @@ def print_metrics_table(
 class TrainingProgress:
     """One line per training iteration, under a progress bar when on a terminal."""
 
-    def __init__(self, stop_iters: int | None, time_budget: float | None) -> None:
+    def __init__(self, stop_iters: int | None, time_budget: float | None, started: float) -> None:
         from rich.progress import BarColumn, Progress, TextColumn
 
-        self.start = time.monotonic()
+        self.start = started
         self.time_budget = time_budget
         # The bar counts iterations when there is a count, otherwise seconds.
         self.total = stop_iters or time_budget
@@ -58,7 +58,7 @@ class TrainingProgress:
             disable=not console.is_terminal,
         )
         self._task = self._progress.add_task("training", total=self.total)
-        self._last_steps, self._last_time = 0.0, self.start
+        self._last_steps, self._last_time = 0.0, time.monotonic()
         self._progress.start()
 
     def update(self, result: dict) -> None:

@@ -232,37 +232,48 @@ def _restore(checkpoint: str, algorithm: HierarchicalPPO, **kwargs: Any) -> None
 class Deadline:
     """When to stop: an iteration count, a wall-clock budget, or both.
 
-    The budget covers the whole command, so training stops while there is still
-    time for one more iteration's worth of slack to checkpoint and shut down.
+    The budget covers the whole command, so training stops unless one more
+    iteration (as long as the longest recent one) and the wrap-up still fit: the
+    final checkpoint, Ray's shutdown and the closing evaluation, together
+    ``WRAP_UP_SECONDS``.
     """
+
+    WRAP_UP_SECONDS = 6.0
 
     def __init__(self, stop_iters: int | None, time_budget: float | None, start: float) -> None:
         self.stop_iters = stop_iters
         self.end = None if time_budget is None else start + time_budget
-        self._last = time.monotonic()
-        # Recent iterations only: the first one carries Ray's and Tune's start-up.
+        self._last: float | None = None
         self._recent: deque[float] = deque(maxlen=5)
 
     def done(self, iteration: int) -> bool:
         """Call once per finished iteration: should training stop now?"""
         now = time.monotonic()
-        self._recent.append(now - self._last)
+        # Iteration lengths are measured from the first result on: the time before
+        # it is mostly Ray's and Tune's start-up, which does not come again.
+        if self._last is not None:
+            self._recent.append(now - self._last)
         self._last = now
-        longest = max(self._recent)
+        longest = max(self._recent, default=0.0)
         if self.stop_iters is not None and iteration >= self.stop_iters:
             return True
-        # One more iteration, then the final checkpoint and shutdown (about as long).
-        return self.end is not None and now + 2 * longest > self.end
-
-    def seconds_left(self) -> float | None:
-        return None if self.end is None else max(0.0, self.end - time.monotonic())
+        # Stop unless one more iteration and the wrap-up still fit.
+        return self.end is not None and now + longest + self.WRAP_UP_SECONDS > self.end
 
 
-def train(cfg: TrainConfig, on_result: Callable[[dict], None] | None = None) -> Path:
-    """Train until ``cfg``'s stop condition; return the final checkpoint's path."""
+def train(
+    cfg: TrainConfig,
+    on_result: Callable[[dict], None] | None = None,
+    started: float | None = None,
+) -> Path:
+    """Train until ``cfg``'s stop condition; return the final checkpoint's path.
+
+    ``started`` is when the command began (``time.monotonic()``), which the time
+    budget counts from; by default, now.
+    """
     import ray
 
-    start = time.monotonic()
+    start = time.monotonic() if started is None else started
     if cfg.stop_iters is None and cfg.time_budget is None:
         raise ValueError("give a stop condition: stop_iters, time_budget, or both")
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -326,14 +337,16 @@ class _ReportProgress(tune.Callback):
     """Hands each result from the trial to the command's progress display.
 
     Tune pickles its callbacks with the experiment, and a display (locks, a
-    terminal) does not pickle, so this holds none: it calls ``_progress_hook``.
+    terminal) does not pickle, so this holds none: it calls the module's
+    ``_on_result``, which the running command sets.
     """
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_):
-        _progress_hook[0](result)
+        _on_result(result)
 
 
-_progress_hook: list[Callable[[dict], None]] = [lambda result: None]
+def _on_result(result: dict) -> None:
+    """Replaced by the running command's progress display."""
 
 
 def _train_with_tune(
@@ -345,8 +358,9 @@ def _train_with_tune(
     checkpoint (``build_config(start_from=...)``). Unlike ``Tuner.restore`` this
     also extends a run that finished, and it obeys the new command's limits.
     """
+    global _on_result
+    _on_result = on_result
     out = cfg.out.resolve()
-    _progress_hook[0] = on_result
     run_config = tune.RunConfig(
         name=out.name,
         storage_path=str(out.parent),
