@@ -52,6 +52,8 @@ def test_defaults_are_the_spec_table() -> None:
         ("arrival_reward", math.nan),
         ("timeout_reward", math.inf),
         ("step_reward", "-0.001"),
+        ("move_amount", True),
+        ("arrival_reward", False),
     ],
 )
 def test_bad_values_are_refused_by_name(field: str, value: object) -> None:

@@ -57,10 +57,14 @@ class YardConfig:
                 raise ValueError(f"YardConfig.{name} must be an integer, got {value!r}")
             if value < 1:
                 raise ValueError(f"YardConfig.{name} must be at least 1, got {value}")
-        for name in ("move_amount", "closeness_threshold"):
+        rewards = ("step_reward", "arrival_reward", "timeout_reward")
+        for name in ("move_amount", "closeness_threshold", *rewards):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"YardConfig.{name} must be a finite number, got {value!r}")
+            # bool is an int to Python, but True is no step length or reward.
+            if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+                raise ValueError(f"YardConfig.{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"YardConfig.{name} must be finite, got {value!r}")
         if self.move_amount <= 0:
             raise ValueError(f"YardConfig.move_amount must be positive, got {self.move_amount}")
         if self.closeness_threshold < 0:
@@ -68,10 +72,6 @@ class YardConfig:
                 f"YardConfig.closeness_threshold must not be negative, "
                 f"got {self.closeness_threshold}"
             )
-        for name in ("step_reward", "arrival_reward", "timeout_reward"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"YardConfig.{name} must be a finite number, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> YardConfig:
