@@ -61,14 +61,15 @@ def add_yard_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timeout", type=positive_int, help="steps before the time limit (1000)")
 
 
-def yard_config(args: argparse.Namespace, base: YardConfig | None = None) -> YardConfig:
-    """The yard options given on the command line, over ``base``."""
-    values = (base or YardConfig()).to_dict()
-    for name in YARD_OPTIONS:
-        if getattr(args, name, None) is not None:
-            values[name] = getattr(args, name)
+def yard_options(args: argparse.Namespace) -> dict[str, int]:
+    """The yard options given on the command line (and only those)."""
+    return {k: getattr(args, k) for k in YARD_OPTIONS if getattr(args, k, None) is not None}
+
+
+def yard_config(args: argparse.Namespace) -> YardConfig:
+    """The default yard with the command line's yard options."""
     try:
-        return YardConfig(**values)
+        return YardConfig(**yard_options(args))
     except ValueError as err:
         raise CliError(str(err)) from None
 
@@ -189,12 +190,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         "modules": args.modules,
     }
     given = {k: v for k, v in settings.items() if v is not None}
-    yard = {k: getattr(args, k) for k in YARD_OPTIONS if getattr(args, k) is not None}
     try:
         if args.config:
-            cfg = TrainConfig.from_toml(args.config, yard=yard, **given)
+            cfg = TrainConfig.from_toml(args.config, yard=yard_options(args), **given)
         else:
-            cfg = TrainConfig(yard=YardConfig(**{**YardConfig().to_dict(), **yard}), **given)
+            cfg = TrainConfig(yard=yard_config(args), **given)
     except (ValueError, TypeError) as err:
         raise CliError(str(err)) from None
     if cfg.stop_iters is None and cfg.time_budget is None:
