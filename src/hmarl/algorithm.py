@@ -14,6 +14,8 @@ is saved in checkpoints, and each iteration reports it as ``high_level_training`
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
@@ -80,6 +82,14 @@ class HierarchicalPPO(PPO):
             self.high_level_training = True
             self._apply_schedule()
         return results
+
+    @override(PPO)
+    def stop(self) -> None:
+        super().stop()
+        # Built outside Tune, an algorithm makes an empty log folder in
+        # ~/ray_results that nothing writes to; hmarl's runs keep to their --out.
+        with contextlib.suppress(OSError):
+            os.rmdir(self.logdir)
 
     def _apply_schedule(self) -> None:
         """Tell every learner which modules to update (None: all of them)."""
