@@ -122,18 +122,29 @@ class YardLayout:
     """(R, O) unit personality vectors with entries in [0, 1]."""
 
 
-def _draw_raw(rng: np.random.Generator, config: YardConfig) -> tuple[np.ndarray, ...]:
-    # The order of draws is the seeding contract: the same seed, the same yard.
+def _draw_shapes(config: YardConfig) -> list[tuple[int, int]]:
+    """Shapes of the uniform draws that make a yard, in the order they are drawn:
+    chicken positions, chicken OCEANs, robot positions, robot OCEANs. The order is
+    the seeding contract: the same seed, the same yard."""
     c, r, o = config.num_chickens, config.num_robots, config.num_ocean_features
-    return rng.random((c, 2)), rng.random((c, o)), rng.random((r, 2)), rng.random((r, o))
+    return [(c, 2), (c, o), (r, 2), (r, o)]
+
+
+def _layout(
+    chicken_positions: np.ndarray,
+    chicken_oceans: np.ndarray,
+    robot_positions: np.ndarray,
+    robot_oceans: np.ndarray,
+) -> YardLayout:
+    """A layout from the raw uniform draws: the OCEAN vectors get normalised."""
+    return YardLayout(
+        chicken_positions, normalise(chicken_oceans), robot_positions, normalise(robot_oceans)
+    )
 
 
 def draw_yard(rng: np.random.Generator, config: YardConfig) -> YardLayout:
     """Draw a new yard: uniform positions, uniform OCEAN vectors normalised."""
-    chicken_positions, chicken_oceans, robot_positions, robot_oceans = _draw_raw(rng, config)
-    return YardLayout(
-        chicken_positions, normalise(chicken_oceans), robot_positions, normalise(robot_oceans)
-    )
+    return _layout(*(rng.random(shape) for shape in _draw_shapes(config)))
 
 
 def draw_yards(seeds: Sequence[int], config: YardConfig) -> YardLayout:
@@ -144,17 +155,13 @@ def draw_yards(seeds: Sequence[int], config: YardConfig) -> YardLayout:
     ``Generator.random`` makes of them (top 53 bits times 2**-53), for the whole
     batch at once. The tests hold this equal to :func:`draw_yard`.
     """
-    c, r, o = config.num_chickens, config.num_robots, config.num_ocean_features
-    shapes = [(c, 2), (c, o), (r, 2), (r, o)]
+    shapes = _draw_shapes(config)
     sizes = [a * b for a, b in shapes]
     raw = np.stack([np.random.PCG64(int(s)).random_raw(sum(sizes)) for s in seeds])
     uniform = (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
     parts = np.split(uniform, np.cumsum(sizes)[:-1], axis=1)
-    chicken_positions, chicken_oceans, robot_positions, robot_oceans = (
-        part.reshape(len(seeds), *shape) for part, shape in zip(parts, shapes, strict=True)
-    )
-    return YardLayout(
-        chicken_positions, normalise(chicken_oceans), robot_positions, normalise(robot_oceans)
+    return _layout(
+        *(part.reshape(len(seeds), *shape) for part, shape in zip(parts, shapes, strict=True))
     )
 
 
