@@ -9,12 +9,7 @@ from hmarl.baselines import OraclePolicy, RandomPolicy
 from hmarl.batched import BatchedYard
 from hmarl.evaluation import evaluate, evaluate_env
 from hmarl.simulation import YardConfig
-from hmarl.yard import ChickenYardEnv
-
-
-def robot_of(agent: str) -> int:
-    """0-based robot index of an agent id ``robot_{i}_{level}``."""
-    return int(agent.split("_")[1]) - 1
+from hmarl.yard import ChickenYardEnv, robot_index
 
 
 def run_lockstep(config: YardConfig, seeds: range, greedy: float) -> tuple[int, int]:
@@ -49,14 +44,14 @@ def run_lockstep(config: YardConfig, seeds: range, greedy: float) -> tuple[int, 
             if not env.due_agents:
                 continue
             _, rewards, terminateds, truncateds, _ = env.step(
-                {a: actions[b, robot_of(a)] for a in env.due_agents}
+                {a: actions[b, robot_index(a)] for a in env.due_agents}
             )
             for agent, reward in rewards.items():
-                (high if agent.endswith("_high") else low)[b, robot_of(agent)] = reward
+                (high if agent.endswith("_high") else low)[b, robot_index(agent)] = reward
             for ended, flags in ((arrived, terminateds), (truncated, truncateds)):
                 for agent, flag in flags.items():
                     if flag and agent.endswith("_high"):
-                        ended[b, robot_of(agent)] = True
+                        ended[b, robot_index(agent)] = True
 
         where = f"step {batch.steps}"
         positions = np.stack([env.yard.positions for env in envs])

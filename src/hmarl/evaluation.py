@@ -18,7 +18,7 @@ import numpy as np
 from hmarl.baselines import OraclePolicy, Policy, RandomPolicy
 from hmarl.batched import BatchedYard
 from hmarl.simulation import YardConfig
-from hmarl.yard import ChickenYardEnv, high_agent, low_agent
+from hmarl.yard import ChickenYardEnv, high_agent, low_agent, robot_index
 
 
 @dataclass(frozen=True)
@@ -113,18 +113,23 @@ def evaluate_env(policy: Policy, config: YardConfig, seeds: Sequence[int]) -> Me
         actions = policy.high(stacked) if level == "high" else policy.low(stacked)
         for row, b in enumerate(live):
             env = envs[b]
-            due = {a: actions[row, int(a.split("_")[1]) - 1] for a in env.due_agents}
+            due = {a: actions[row, robot_index(a)] for a in env.due_agents}
             obs, _, _, _, infos = env.step(due)
-            for agent, info in infos.items():
-                robot = int(agent.split("_")[1]) - 1
-                if agent.endswith("high"):
-                    compat[b, robot] = info["compatibility"]
-                else:
-                    arrived[b, robot], moves[b, robot] = info["arrived"], info["steps"]
+            _record_finished(infos, compat[b], arrived[b], moves[b])
             latest[b] = {**latest[b], **{a: o for a, o in obs.items() if a.endswith("low")}}
             done[b] = not env.due_agents
         level, agent_of = "low", low_agent
     return metrics_from(compat, arrived, moves)
+
+
+def _record_finished(infos: dict, compat: list, arrived: list, moves: list) -> None:
+    """Copy what finishing agents report (their infos) into per-robot records."""
+    for agent, info in infos.items():
+        robot = robot_index(agent)
+        if agent.endswith("_high"):
+            compat[robot] = info["compatibility"]
+        else:
+            arrived[robot], moves[robot] = info["arrived"], info["steps"]
 
 
 def _stack(rows: list[list[dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
@@ -175,12 +180,7 @@ def play_episode(
         steps += 1
         for agent, reward in rewards.items():
             returns[agent] += reward
-        for agent, info in infos.items():
-            robot = int(agent.split("_")[1]) - 1
-            if agent.endswith("high"):
-                compat[robot] = info["compatibility"]
-            else:
-                arrived[robot], moves[robot] = info["arrived"], info["steps"]
+        _record_finished(infos, compat, arrived, moves)
         if on_step is not None:
             on_step(env, returns)
     return Episode(seed, returns, compat, arrived, moves, steps)

@@ -11,7 +11,15 @@ from ray.tune.registry import register_env
 
 from hmarl.simulation import DIRECTION_NAMES, ChickenYard, YardConfig
 
-__all__ = ["ENV_NAME", "ChickenYardEnv", "YardConfig", "agent_ids", "high_agent", "low_agent"]
+__all__ = [
+    "ENV_NAME",
+    "ChickenYardEnv",
+    "YardConfig",
+    "agent_ids",
+    "high_agent",
+    "low_agent",
+    "robot_index",
+]
 
 #: The name under which the yard is registered with RLlib (``config.environment(ENV_NAME)``).
 ENV_NAME = "hmarl_chicken_yard"
@@ -28,6 +36,11 @@ def high_agent(robot: int) -> str:
 def low_agent(robot: int) -> str:
     """Agent id of a robot's low level; robots are numbered from 1."""
     return f"robot_{robot}_low"
+
+
+def robot_index(agent_id: str) -> int:
+    """The 0-based robot behind an agent id: ``robot_2_low`` -> 1."""
+    return int(agent_id.split("_")[1]) - 1
 
 
 def agent_ids(num_robots: int) -> list[str]:
