@@ -90,9 +90,8 @@ class TrainConfig:
         for name in ("checkpoint_every", "train_batch_size", "minibatch_size", "num_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("num_env_runners",):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.num_env_runners < 0:
+            raise ValueError(f"num_env_runners must not be negative, got {self.num_env_runners}")
         if self.num_envs_per_env_runner < 1:
             raise ValueError(
                 f"num_envs_per_env_runner must be at least 1, got {self.num_envs_per_env_runner}"
