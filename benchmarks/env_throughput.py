@@ -18,8 +18,8 @@ import time
 import numpy as np
 from tutorial_env import TutorialEnv
 
-from hmarl.batched import BatchedYard
-from hmarl.yard import ChickenYardEnv
+from hmarl.tasks.chicken_yard.batched import BatchedYard
+from hmarl.tasks.chicken_yard.env import ChickenYardEnv
 
 
 def env_steps_per_second(env, seconds: float, seed: int = 0) -> float:
@@ -47,7 +47,7 @@ def batched_steps_per_second(yards: int, seconds: float, seed: int = 0) -> tuple
     """Yard-steps per second of the batched yard under uniform random actions:
     counting the time to reset the yards, and counting steps alone."""
     rng = np.random.default_rng(seed)
-    yard = BatchedYard()
+    yard = BatchedYard(num_envs=yards)
     shape = (yards, yard.config.num_robots)
     steps, episode, resetting = 0, 0, 0.0
     start = time.perf_counter()
@@ -56,11 +56,11 @@ def batched_steps_per_second(yards: int, seconds: float, seed: int = 0) -> tuple
         yard.reset(range(episode * yards, (episode + 1) * yards))
         resetting += time.perf_counter() - began
         episode += 1
-        yard.step(rng.integers(yard.config.num_chickens, size=shape))
+        yard.step({"high": rng.integers(yard.config.num_chickens, size=shape)})
         steps += 1
-        while not yard.all_done and time.perf_counter() - start < seconds:
+        while not yard.all_over and time.perf_counter() - start < seconds:
             # int8: the same uniform directions, drawn four times faster than int64.
-            yard.step(rng.integers(8, size=shape, dtype=np.int8))
+            yard.step({"low": rng.integers(8, size=shape, dtype=np.int8)})
             steps += 1
     elapsed = time.perf_counter() - start
     return steps * yards / elapsed, steps * yards / (elapsed - resetting)

@@ -3,7 +3,7 @@
 Both use the same trained modules and the same seeded episodes, in one process:
 - batched: :func:`hmarl.evaluation.evaluate`, every episode on the batched yard
   at once, one forward pass per level per step for all of them;
-- one at a time: :func:`hmarl.evaluation.play_episode` on ``ChickenYardEnv``, a
+- one at a time: :func:`hmarl.evaluation.play_episode` on the yard's env, a
   forward pass per agent per step, the way the 2022 tutorial evaluated.
 
 Then 10,000 episodes through the batched path, the issue's yardstick (< 30 s).
@@ -21,18 +21,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from hmarl.checkpoints import load_policy
 from hmarl.evaluation import episode_seeds, evaluate, play_episode
-from hmarl.simulation import YardConfig
-from hmarl.yard import ChickenYardEnv
+from hmarl.runs import load_trained
 
 
 def train_checkpoint(out: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "hmarl.cli", "train", "--stop-iters", "12", "--no-evaluate",
-         "--out", str(out)],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hmarl.cli",
+            "train",
+            "--stop-iters",
+            "12",
+            "--no-evaluate",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return out
 
 
@@ -42,31 +50,31 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200, help="episodes for the comparison")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hmarl-eval-") as tmp:
-        policy = load_policy(args.checkpoint or train_checkpoint(Path(tmp) / "run"))
-    config = YardConfig()
-    seeds = episode_seeds(0, args.episodes)
+        trained = load_trained(args.checkpoint or train_checkpoint(Path(tmp) / "run"))
+    task, config, policy = trained.task, trained.env_config, trained.policy
+    seeds = episode_seeds(None, args.episodes)
 
     start = time.perf_counter()
-    evaluate(policy, config, seeds)
+    evaluate(task, config, policy, seeds)
     batched = args.episodes / (time.perf_counter() - start)
 
-    env = ChickenYardEnv(config)
+    env = task.make_env(config)
     start = time.perf_counter()
     for seed in seeds:
-        play_episode(env, policy, seed)
+        play_episode(task, env, policy, seed)
     single = args.episodes / (time.perf_counter() - start)
 
     start = time.perf_counter()
-    metrics = evaluate(policy, config, episode_seeds(0, 10_000))
+    metrics = evaluate(task, config, policy, episode_seeds(None, 10_000)).metrics
     big = time.perf_counter() - start
 
-    print(f"checkpoint: {policy.checkpoint}")
+    print(f"checkpoint: {trained.source}")
     print(f"batched evaluate:          {batched:10,.0f} episodes/s ({args.episodes} episodes)")
     print(f"one episode at a time:     {single:10,.0f} episodes/s ({args.episodes} episodes)")
     print(f"batched / one at a time:   {batched / single:10.1f}x (target >= 20x)")
     print(
         f"10,000 episodes batched:   {big:10.1f} s (target < 30 s); success "
-        f"{metrics.success_rate:.3f}, compatibility {metrics.mean_compatibility:.3f}"
+        f"{metrics['success_rate']:.3f}, compatibility {metrics['mean_compatibility']:.3f}"
     )
 
 

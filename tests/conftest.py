@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,20 +22,33 @@ num_epochs = 1
 num_envs_per_env_runner = 4
 checkpoint_every = 1
 
-[yard]
+[env]
 timeout = 200
 """
 
 
-def run_hmarl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the `hmarl` command line in a subprocess, as a user would."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+TESTS = Path(__file__).parent
+HMARL = Path(sys.executable).with_name("hmarl")
+
+
+def run_hmarl(
+    *args: str, timeout: float = 300, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess:
+    """Run the `hmarl` command line in a subprocess, as a user would.
+
+    The tests folder is on PYTHONPATH, so ``--task tiny_task:TASK`` finds the tiny task.
+    """
+    paths = [str(TESTS), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    # The console script a user types, which (unlike `python -m`) does not put the
+    # working directory on sys.path by itself.
+    command = [str(HMARL)] if HMARL.exists() else [sys.executable, "-m", "hmarl.cli"]
     return subprocess.run(
-        [sys.executable, "-m", "hmarl.cli", *args],
+        [*command, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        cwd=cwd,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": os.pathsep.join(paths), **env},
     )
 
 
@@ -71,15 +85,46 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path) -> 
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(trained_run: Path) -> Path:
-    from hmarl.checkpoints import resolve_checkpoint
+    from hmarl.runs import checkpoints_of
 
-    return resolve_checkpoint(trained_run)[0]
+    return checkpoints_of(trained_run)[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_ray():
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@dataclass
+class Done:
+    """What a command did, as ``subprocess.run`` reports it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture):
+    """The `hmarl` command line in this process: fast, for checking its answers to bad input.
+
+    ``cli("evaluate", "missing")`` returns a :class:`Done`. The subprocess fixture
+    ``hmarl`` stays for the runs that must be real.
+    """
+
+    def run(*args: str) -> Done:
+        from hmarl.cli import main
+
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as stop:  # argparse's own errors
+            code = stop.code
+        out = capsys.readouterr()
+        return Done(code, out.out, out.err)
+
+    return run

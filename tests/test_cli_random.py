@@ -1,50 +1,55 @@
-"""Smoke runs of ``hmarl random`` in a subprocess, as a user types it."""
+"""``hmarl random`` and ``hmarl tasks``: a smoke run in a subprocess, and bad input."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-HMARL = Path(sys.executable).with_name("hmarl")
+
+def test_random_runs_in_a_subprocess(hmarl) -> None:
+    done = hmarl("random", "--episodes", "2")
+    assert done.returncode == 0, done.stderr
+    assert "mean compatibility" in done.stdout
+    assert "episode seed 0" in done.stdout
+    assert done.stderr.strip() == ""
 
 
-def hmarl(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [str(HMARL)] if HMARL.exists() else [sys.executable, "-m", "hmarl.cli"]
-    return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=120, check=False
+def test_a_baseline_on_another_yard(cli) -> None:
+    done = cli("random", "--policy", "oracle", "--num-robots", "3", "--num-chickens", "4")
+    assert done.returncode == 0, done.stderr
+    assert "robot_3_high" in done.stdout and "oracle" in done.stdout
+
+
+def test_random_on_a_task_of_ones_own(cli) -> None:
+    done = cli("random", "--task", "tiny_task:TASK", "--episodes", "3", "--limit", "5")
+    assert done.returncode == 2 and "task corridor has no settings" in done.stderr
+    done = cli("random", "--task", "tiny_task:TASK", "--episodes", "3")
+    assert done.returncode == 0, done.stderr
+    assert "planner" in done.stdout and "return planner" in done.stdout
+
+
+def test_tasks_lists_the_built_in_ones(cli) -> None:
+    done = cli("tasks")
+    assert done.returncode == 0
+    assert any(
+        line.startswith("chicken_yard") and "built-in" in line for line in done.stdout.splitlines()
     )
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("random", "--episodes", "2"),
-        ("random", "--policy", "oracle", "--num-robots", "3", "--num-chickens", "4"),
-    ],
-    ids=["random", "oracle"],
-)
-def test_random_runs(args: tuple[str, ...]) -> None:
-    result = hmarl(*args)
-    assert result.returncode == 0, result.stderr
-    assert "mean compatibility" in result.stdout
-    assert "episode seed 0" in result.stdout
 
 
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
         (("random", "--episodes", "0"), "--episodes: must be at least 1, got 0"),
-        (("random", "--num-robots", "0"), "--num-robots: must be at least 1, got 0"),
-        (("random", "--policy", "smart"), "invalid choice: 'smart'"),
+        (("random", "--num-robots", "0"), "num_robots must be at least 1, got 0"),
+        (("random", "--num-robots", "x"), "--num-robots"),
+        (("random", "--policy", "smart"), "no policy 'smart'; choose random, oracle"),
+        (("random", "--task", "nowhere"), "no task named 'nowhere'"),
+        (("inspect",), "the following arguments are required"),
+        (("plot", "x", "--num-robots", "2"), "unrecognized arguments: --num-robots"),
     ],
-    ids=["episodes", "num-robots", "policy"],
+    ids=["episodes", "num-robots", "not-a-number", "policy", "task", "missing", "no-task-flags"],
 )
-def test_bad_arguments_exit_2_with_one_line(args: tuple[str, ...], complaint: str) -> None:
-    result = hmarl(*args)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1 and complaint in errors[0], result.stderr
+def test_bad_arguments_exit_2_with_one_line(args: tuple[str, ...], complaint: str, cli) -> None:
+    done = cli(*args)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and complaint in done.stderr, done.stderr

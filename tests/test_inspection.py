@@ -13,13 +13,14 @@ from rich.console import Console
 from torch import nn
 
 from hmarl.inspection import describe_policies, print_policies
-from hmarl.rl_modules import ChickenSetModule, GoalReachingModule
-from hmarl.simulation import YardConfig
-from hmarl.yard import ChickenYardEnv
+from hmarl.tasks.chicken_yard.env import ChickenYardEnv
+from hmarl.tasks.chicken_yard.modules import ChickenSetModule, GoalReachingModule
+from hmarl.tasks.chicken_yard.simulation import YardConfig
 
 OCEAN = 5
 CHICKEN_FEATURES = 3 * OCEAN + 3  # chicken, robot, their product; offset (2) and distance
 LOW_FEATURES = 5  # direction (2), distance, robot position (2)
+VALUE_FEATURES = LOW_FEATURES + 1  # and the time left
 
 
 def linear(n_in: int, n_out: int) -> int:
@@ -53,8 +54,8 @@ def modules(env: ChickenYardEnv, hidden: list[int]) -> dict[str, nn.Module]:
             [8],
             # scorer 18-8-1, value encoder 18-8, value head on mean+max pooling 16-1
             linear(18, 8) + linear(8, 1) + linear(18, 8) + linear(16, 1),
-            # policy net 5-8-8 (eight directions), value net 5-8-1
-            linear(5, 8) + linear(8, 8) + linear(5, 8) + linear(8, 1),
+            # policy net 5-8-8 (eight directions), value net 6-8-1
+            linear(5, 8) + linear(8, 8) + linear(6, 8) + linear(8, 1),
         ),
         (
             [8, 4],
@@ -64,7 +65,7 @@ def modules(env: ChickenYardEnv, hidden: list[int]) -> dict[str, nn.Module]:
             + linear(18, 8)
             + linear(8, 4)
             + linear(8, 1),
-            linear(5, 8) + linear(8, 4) + linear(4, 8) + linear(5, 8) + linear(8, 4) + linear(4, 1),
+            linear(5, 8) + linear(8, 4) + linear(4, 8) + linear(6, 8) + linear(8, 4) + linear(4, 1),
         ),
     ],
     ids=["one-hidden-layer", "two-hidden-layers"],
@@ -91,6 +92,8 @@ def test_parameter_counts_match_hand_counts(
     policy_net = [layer for layer in low.layers if layer.name.startswith("policy_net.")]
     assert policy_net[0].shapes["weight"] == (hidden[0], LOW_FEATURES)
     assert policy_net[-1].shapes["weight"] == (8, hidden[-1])  # eight directions
+    value_net = [layer for layer in low.layers if layer.name.startswith("value_net.")]
+    assert value_net[0].shapes["weight"] == (hidden[0], VALUE_FEATURES)
 
 
 def test_one_hidden_layer_in_detail(env: ChickenYardEnv) -> None:
@@ -107,15 +110,15 @@ def test_one_hidden_layer_in_detail(env: ChickenYardEnv) -> None:
 def test_classes_and_spaces(env: ChickenYardEnv) -> None:
     summaries = describe_policies(modules(env, [8]))
     high, low = summaries["high_level_policy"], summaries["low_level_policy"]
-    assert high.module_class == "hmarl.rl_modules.ChickenSetModule"
-    assert low.module_class == "hmarl.rl_modules.GoalReachingModule"
+    assert high.module_class == "hmarl.tasks.chicken_yard.modules.ChickenSetModule"
+    assert low.module_class == "hmarl.tasks.chicken_yard.modules.GoalReachingModule"
     assert high.observation_space == {
         "chicken_oceans": "Box(0.0, 1.0, (4, 5), float32)",
         "chicken_positions": "Box(0.0, 1.0, (4, 2), float32)",
         "robot_ocean": "Box(0.0, 1.0, (5,), float32)",
         "robot_position": "Box(0.0, 1.0, (2,), float32)",
     }
-    assert set(low.observation_space) == {"robot_position", "target_position"}
+    assert set(low.observation_space) == {"robot_position", "target_position", "time_left"}
     assert high.action_space == "Discrete(4)"  # one action per chicken
     assert low.action_space == "Discrete(8)"
 
@@ -130,7 +133,7 @@ def test_to_dict_is_json(env: ChickenYardEnv) -> None:
         "shapes": {"weight": [8, 5], "bias": [8]},
         "parameters": 48,
     }
-    assert data["total_parameters"] == 177
+    assert data["total_parameters"] == linear(5, 8) + linear(8, 8) + linear(6, 8) + linear(8, 1)
 
 
 def test_plain_torch_modules() -> None:
@@ -159,8 +162,8 @@ def test_print_policies_shows_layers_and_totals(env: ChickenYardEnv) -> None:
     print_policies(describe_policies(modules(env, [8])), console=console)
     text = console.export_text()
     for expected in (
-        "high_level_policy: hmarl.rl_modules.ChickenSetModule",
-        "low_level_policy: hmarl.rl_modules.GoalReachingModule",
+        "high_level_policy: hmarl.tasks.chicken_yard.modules.ChickenSetModule",
+        "low_level_policy: hmarl.tasks.chicken_yard.modules.GoalReachingModule",
         "chicken_oceans",
         "action space: Discrete(4)",
         "weight 8×18, bias 8",
@@ -168,7 +171,7 @@ def test_print_policies_shows_layers_and_totals(env: ChickenYardEnv) -> None:
     ):
         assert expected in text
     totals = [line.split()[-2] for line in text.splitlines() if "total" in line]
-    assert totals == ["330", "177"]
+    assert totals == ["330", "185"]
 
 
 def test_trained_checkpoint(trained_checkpoint: Path) -> None:
@@ -181,4 +184,4 @@ def test_trained_checkpoint(trained_checkpoint: Path) -> None:
         assert summary.total_parameters == sum(p.numel() for p in module.parameters()) > 0
         assert sum(layer.parameters for layer in summary.layers) == summary.total_parameters
     assert summaries["high_level_policy"].action_space == "Discrete(10)"
-    assert summaries["low_level_policy"].module_class == "hmarl.rl_modules.GoalReachingModule"
+    assert summaries["low_level_policy"].module_class.endswith("GoalReachingModule")

@@ -13,31 +13,50 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from hmarl.evaluation import Metrics
-from hmarl.plotting import DPI, find_results, plot_run, read_trial, reference_levels
-from hmarl.simulation import YardConfig
+from hmarl.plotting import DPI, find_results, panels, plot_run, read_trial, reference_levels
+from hmarl.runs import RunRecord
+from hmarl.tasks.chicken_yard import TASK
 
 NAN = math.nan
 NO_REFERENCE: dict = {}
+POLICIES = ("high_level_policy", "low_level_policy")
 
 
-def result(iteration: int, value: float = NAN, high_level_training: float = 0.0) -> dict[str, Any]:
+def result(iteration: int, value: float = NAN, schedule_open: float = 0.0) -> dict[str, Any]:
     """A result line as RLlib writes it, nested, with every plotted key set to ``value``."""
     return {
         "training_iteration": iteration,
         "trial_id": "default",
         "num_env_steps_sampled_lifetime": 1000.0 * iteration,
         "time_this_iter_s": 2.0,
-        "high_level_training": high_level_training,
+        "hmarl": {"schedule_open": schedule_open},
         "env_runners": {
-            "module_episode_returns_mean": {"high_level_policy": value, "low_level_policy": value},
             "episode_len_mean": value,
-            "high_level_compatibility": value,
-            "low_level_success": value,
-            "low_level_steps_to_arrive": value,
             "num_episodes": "7",  # RLlib writes some numbers as strings
+            "hmarl": {
+                "return": dict.fromkeys(POLICIES, value),
+                "mean_compatibility": value,
+                "success_rate": value,
+                "mean_steps": value,
+            },
+        },
+        "learners": {
+            p: {
+                "entropy": value,
+                "mean_kl_loss": value,
+                "clip_fraction": value,
+                "vf_explained_var": value,
+            }
+            for p in POLICIES
         },
     }
+
+
+def record_yard_run(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    RunRecord("chicken_yard", "chicken_yard", TASK.env_config_dict({"timeout": 200}), "t").write(
+        folder
+    )
 
 
 def write_results(folder: Path, lines: list[dict], tail: str = "") -> Path:
@@ -51,7 +70,7 @@ def check_png(path: Path) -> None:
     assert path.stat().st_size > 0
     with Image.open(path) as image:
         assert image.format == "PNG"
-        assert image.size == (14 * DPI, 8 * DPI)
+        assert image.size[0] == 14 * DPI and image.size[1] > 4 * DPI
         image.load()  # decodes the whole file: it was written completely
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".partial")]
 
@@ -60,6 +79,7 @@ def check_png(path: Path) -> None:
 def direct_run(tmp_path: Path) -> Path:
     """A direct run's folder: the first iteration finished no episode (NaN)."""
     run = tmp_path / "direct"
+    record_yard_run(run)
     write_results(run, [result(1), *(result(i, 0.1 * i, float(i > 2)) for i in range(2, 6))])
     return run
 
@@ -67,7 +87,7 @@ def direct_run(tmp_path: Path) -> Path:
 def test_plots_a_tune_run(trained_run: Path, tmp_path: Path) -> None:
     (result_file,) = find_results(trained_run)
     trial = read_trial(result_file)
-    assert trial.yard == YardConfig(timeout=200)  # from Tune's params.json
+    assert trial.policies() == list(POLICIES) or sorted(trial.policies()) == sorted(POLICIES)
     assert list(trial.iterations) == [1, 2]
     assert np.all(np.diff(trial.steps) > 0) and np.all(np.diff(trial.seconds) > 0)
     out = plot_run(trained_run, tmp_path / "curves.png")
@@ -80,16 +100,44 @@ def test_plots_a_tune_run(trained_run: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "reference",
     [
-        None,  # computed, on the default yard: a direct run records none
+        None,  # computed on the run's task and env, from its record
         NO_REFERENCE,
         # as `hmarl evaluate --json` prints them (None: not known)
-        {"random": {"mean_compatibility": 0.77, "success_rate": 0.4, "mean_steps": None}},
+        {
+            "random": {
+                "returns": {"high_level_policy": -0.3},
+                "success_rate": 0.4,
+                "mean_steps": None,
+            }
+        },
     ],
     ids=["computed", "none", "given"],
 )
 def test_plots_a_direct_run(direct_run: Path, tmp_path: Path, reference: dict | None) -> None:
-    assert read_trial(direct_run / "result.json").yard is None
     check_png(plot_run(direct_run, tmp_path / "curves.png", reference, reference_episodes=50))
+
+
+def test_a_run_without_a_record_plots_without_references(tmp_path: Path) -> None:
+    run = tmp_path / "bare"
+    write_results(run, [result(i, 0.5) for i in (1, 2)])
+    check_png(plot_run(run, tmp_path / "curves.png"))
+
+
+def test_panels_follow_the_task() -> None:
+    titles = [p.title for p in panels(TASK, list(POLICIES))]
+    assert titles[:3] == [
+        "high_level: mean return per agent",
+        "low_level: mean return per agent",
+        "mean episode length (env steps)",
+    ]
+    assert "high_level: mean compatibility" in titles and "low_level: success rate" in titles
+    assert [t for t in titles if t.startswith("learning")] == [
+        "learning: policy entropy",
+        "learning: KL divergence per update",
+        "learning: clip fraction",
+        "learning: value explained variance",
+    ]
+    assert len(panels(None, ["a"])) == 1 + 1 + 4  # no task: returns, length, learning
 
 
 def test_plots_every_trial(tmp_path: Path) -> None:
@@ -101,13 +149,13 @@ def test_plots_every_trial(tmp_path: Path) -> None:
 
 
 def test_reference_levels_random_below_oracle() -> None:
-    config = YardConfig()
-    levels = reference_levels(config, episodes=100)
-    assert levels == reference_levels(config, episodes=100)  # seeded
-    random, oracle = levels["random"], levels["oracle"]
-    assert random.mean_compatibility < oracle.mean_compatibility
-    assert random.success_rate < oracle.success_rate == 1.0
-    assert oracle.mean_steps < random.mean_steps
+    config = TASK.env_config_dict()
+    levels = reference_levels(TASK, config, episodes=100)
+    assert levels == reference_levels(TASK, config, episodes=100)  # seeded
+    random, oracle = levels["random"].metrics, levels["oracle"].metrics
+    assert random["mean_compatibility"] < oracle["mean_compatibility"]
+    assert random["success_rate"] < oracle["success_rate"] == 1.0
+    assert oracle["mean_steps"] < random["mean_steps"]
 
 
 def test_trial_series(tmp_path: Path) -> None:
@@ -120,9 +168,9 @@ def test_trial_series(tmp_path: Path) -> None:
     assert trial.name == tmp_path.name  # a direct run's trial id says nothing
     assert list(trial.steps) == [1000, 2000, 3000]
     assert list(trial.seconds) == [2, 4, 6]
-    success = trial.curves["env_runners/low_level_success"]
+    success = trial.curve("env_runners/hmarl/success_rate")
     assert math.isnan(success[0]) and list(success[1:]) == [0.5, 0.6]
-    assert trial.high_level_start == 2000  # it trained from the third iteration on
+    assert trial.schedule_start == 3000  # opened at the end of the third iteration
 
 
 def test_resumed_run_keeps_the_redone_iterations(tmp_path: Path) -> None:
@@ -130,16 +178,16 @@ def test_resumed_run_keeps_the_redone_iterations(tmp_path: Path) -> None:
     lines = [result(1, 0.1), result(2, 0.2), result(3, 0.3), result(2, 0.8), result(3, 0.9)]
     trial = read_trial(write_results(tmp_path, lines))
     assert list(trial.iterations) == [1, 2, 3]
-    assert list(trial.curves["env_runners/episode_len_mean"]) == [0.1, 0.8, 0.9]
+    assert list(trial.curve("env_runners/episode_len_mean")) == [0.1, 0.8, 0.9]
 
 
-def test_high_level_training_from_the_start(tmp_path: Path) -> None:
+def test_schedule_open_from_the_start(tmp_path: Path) -> None:
     trial = read_trial(write_results(tmp_path, [result(i, 0.5, 1.0) for i in (1, 2)]))
-    assert trial.high_level_start is None
+    assert trial.schedule_start is None
 
 
-def test_reference_levels_given_as_metrics(direct_run: Path, tmp_path: Path) -> None:
-    levels = {"oracle": Metrics(0.93, 1.0, 15.0)}
+def test_reference_levels_given_as_results(direct_run: Path, tmp_path: Path) -> None:
+    levels = reference_levels(TASK, TASK.env_config_dict(), episodes=20)
     check_png(plot_run(direct_run, tmp_path / "curves.png", levels))
 
 
@@ -221,4 +269,4 @@ def test_unwritable_folder(direct_run: Path, tmp_path: Path) -> None:
 
 def test_bad_reference(direct_run: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="reference 'oracle'"):
-        plot_run(direct_run, tmp_path / "curves.png", {"oracle": {"compat": 0.9}})
+        plot_run(direct_run, tmp_path / "curves.png", {"oracle": 0.9})

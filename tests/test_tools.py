@@ -1,4 +1,4 @@
-"""The tools around a trained policy: evaluate and watch, on a checkpoint from a tiny run."""
+"""The tools around a trained policy: evaluate, watch and inspect, on a tiny run of the yard."""
 
 from __future__ import annotations
 
@@ -9,21 +9,28 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hmarl.checkpoints import MODULES_DIR, CheckpointError, load_policy, resolve_checkpoint
+from hmarl.checkpoints import MARKER, MODULES_DIR, CheckpointError, find_checkpoints
+from hmarl.runs import RECORD_FILE, checkpoints_of, load_trained
 
-POLICY_KEYS = {"mean_compatibility", "success_rate", "mean_steps"}
+YARD_METRICS = {"mean_compatibility", "success_rate", "mean_steps"}
 
 
-def test_evaluate_json_has_exactly_the_documented_keys(trained_checkpoint: Path, hmarl) -> None:
-    done = hmarl("evaluate", str(trained_checkpoint), "--episodes", "50", "--seed", "7", "--json")
+def spoil(path: Path) -> None:
+    """Garbage of the same size: the checkpoint looks whole but does not load."""
+    path.write_bytes(b"\x80" + b"\x00" * (path.stat().st_size - 1))
+
+
+def test_evaluate_json_has_exactly_the_documented_keys(trained_run: Path, hmarl) -> None:
+    done = hmarl("evaluate", str(trained_run), "--episodes", "50", "--seed", "7", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert set(result) == {"episodes", "seed", "checkpoint", "policies", "normalized_score"}
-    assert (result["episodes"], result["seed"]) == (50, 7)
-    assert result["checkpoint"] == str(trained_checkpoint)
+    assert set(result) == {"task", "episodes", "seed", "checkpoint", "policies", "normalized_score"}
+    assert (result["task"], result["episodes"], result["seed"]) == ("chicken_yard", 50, 7)
+    assert result["checkpoint"] == str(checkpoints_of(trained_run)[0])
     assert set(result["policies"]) == {"trained", "random", "oracle"}
     for metrics in result["policies"].values():
-        assert set(metrics) == POLICY_KEYS
+        assert set(metrics) == {"returns", *YARD_METRICS}
+        assert set(metrics["returns"]) == {"high_level_policy", "low_level_policy"}
     oracle, random = result["policies"]["oracle"], result["policies"]["random"]
     assert oracle["success_rate"] == 1.0
     assert oracle["mean_compatibility"] > random["mean_compatibility"]
@@ -33,60 +40,106 @@ def test_evaluate_json_has_exactly_the_documented_keys(trained_checkpoint: Path,
     assert result["normalized_score"] == pytest.approx(expected)
 
 
+def test_evaluate_uses_the_env_the_policy_was_trained_on(trained_run: Path) -> None:
+    trained = load_trained(trained_run)
+    assert trained.env_config["timeout"] == 200  # the tiny run's, not the default 1000
+    other = load_trained(trained_run, env_overrides={"num_robots": 3, "num_chickens": 6})
+    assert (other.env_config["num_robots"], other.env_config["timeout"]) == (3, 200)
+
+
 def test_evaluate_table_and_other_yards(trained_run: Path, hmarl) -> None:
     # The set-structured high level takes any number of chickens; robots share it.
-    done = hmarl("evaluate", str(trained_run), "--episodes", "20", "--num-robots", "3",
-                 "--num-chickens", "6")  # fmt: skip
+    done = hmarl(
+        "evaluate", str(trained_run), "--episodes", "20", "--num-robots", "3", "--num-chickens", "6"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    for word in ("trained", "random", "oracle", "normalised high-level score"):
+    for word in ("trained", "random", "oracle", "normalised score"):
         assert word in done.stdout
 
 
-def test_watch_writes_a_gif_with_one_frame_per_step(trained_checkpoint: Path, tmp_path, hmarl):
+def test_one_chicken_makes_the_score_undefined(trained_run: Path, hmarl) -> None:
+    done = hmarl("evaluate", str(trained_run), "--episodes", "10", "--num-chickens", "1", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["normalized_score"] is None
+    table = hmarl("evaluate", str(trained_run), "--episodes", "10", "--num-chickens", "1")
+    assert "undefined: oracle and random score the same" in table.stdout
+
+
+def test_watch_writes_a_gif_with_one_frame_per_step(trained_run: Path, tmp_path, hmarl):
     out = tmp_path / "episode.gif"
-    done = hmarl("watch", str(trained_checkpoint), "--out", str(out), "--seed", "3")
+    done = hmarl("watch", str(trained_run), "--out", str(out), "--seed", "3")
     assert done.returncode == 0, done.stderr[-2000:]
     frames = int(done.stdout.split("(")[-1].split(" frames")[0])
     with Image.open(out) as gif:
         assert gif.n_frames == frames
-    # One frame after reset and one per environment step.
     from hmarl.evaluation import play_episode
-    from hmarl.yard import ChickenYardEnv
 
-    steps = play_episode(ChickenYardEnv(), load_policy(trained_checkpoint), 3).steps
-    assert frames == min(steps, 299) + 1
+    trained = load_trained(trained_run)
+    env = trained.task.make_env(trained.env_config)
+    steps = play_episode(trained.task, env, trained.policy, 3).steps
+    assert frames == min(steps + 1, 300)
+
+
+def test_inspect_names_every_policy(trained_run: Path, hmarl) -> None:
+    done = hmarl("inspect", str(trained_run), "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summaries = json.loads(done.stdout)
+    assert set(summaries) == {"high_level_policy", "low_level_policy"}
+    assert summaries["high_level_policy"]["module_class"].endswith("ChickenSetModule")
 
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(trained_run: Path, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    older, newest = resolve_checkpoint(run)[1], resolve_checkpoint(run)[0]
-    (newest / MODULES_DIR / "high_level_policy" / "module_state.pkl").write_bytes(b"\x80garbage")
-    assert load_policy(run).checkpoint == older
+    newest, older = checkpoints_of(run)[:2]
+    spoil(newest / MODULES_DIR / "high_level_policy" / "module_state.pkl")
+    assert load_trained(run).source == older
     with pytest.raises(CheckpointError, match="cannot load high_level_policy"):
-        load_policy(newest)
+        load_trained(newest)
 
 
-@pytest.mark.parametrize("command", ["evaluate", "watch"])
-def test_bad_checkpoints_are_one_line_errors(command: str, trained_checkpoint: Path, tmp_path,
-                                             hmarl) -> None:  # fmt: skip
+def test_a_half_written_checkpoint_is_never_picked(trained_run: Path, tmp_path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    newest, older = checkpoints_of(run)[:2]
+    state = newest / MODULES_DIR / "low_level_policy" / "module_state.pkl"
+    state.write_bytes(state.read_bytes()[:10])  # cut short: sizes no longer match the marker
+    assert checkpoints_of(run)[0] == older
+    (older / MARKER).unlink()  # a save that never finished has no marker
+    assert find_checkpoints(run) == []
+    with pytest.raises(CheckpointError, match="holds no complete checkpoint"):
+        load_trained(run)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "watch", "inspect"])
+def test_bad_checkpoints_are_one_line_errors(
+    command: str, trained_run: Path, tmp_path, cli
+) -> None:
+    checkpoint = checkpoints_of(trained_run)[0]
     empty = tmp_path / "empty"
     empty.mkdir()
     other_kind = tmp_path / "other" / "checkpoint_000001"
-    shutil.copytree(trained_checkpoint, other_kind)
+    shutil.copytree(checkpoint, other_kind)
     shutil.rmtree(other_kind / MODULES_DIR / "high_level_policy")
+    truncated = tmp_path / "truncated" / "checkpoint_000001"
+    shutil.copytree(checkpoint, truncated)
+    (truncated / MODULES_DIR / "low_level_policy" / "module_state.pkl").write_bytes(b"")
     corrupt = tmp_path / "corrupt" / "checkpoint_000001"
-    shutil.copytree(trained_checkpoint, corrupt)
-    (corrupt / MODULES_DIR / "low_level_policy" / "module_state.pkl").write_bytes(b"")
+    shutil.copytree(checkpoint, corrupt)
+    shutil.copy(trained_run / RECORD_FILE, corrupt.parent)
+    spoil(corrupt / MODULES_DIR / "low_level_policy" / "module_state.pkl")
     cases = {
         str(tmp_path / "missing"): "does not exist",
-        str(empty): "holds no RLlib checkpoint",
-        str(other_kind): "not an hmarl checkpoint",
+        str(empty): "not an hmarl run folder",
+        str(other_kind): "incomplete checkpoint",
+        str(truncated): "incomplete checkpoint",
         str(corrupt): "cannot load low_level_policy",
+        str(checkpoint.parent.parent.parent): "not an hmarl run folder",
+        "/tmp": "not an hmarl run folder",
     }
-    extra = ["--out", str(tmp_path / "x.gif")] if command == "watch" else ["--episodes", "5"]
+    extra = {"watch": ["--out", str(tmp_path / "x.gif")], "evaluate": ["--episodes", "5"]}
     for path, message in cases.items():
-        done = hmarl(command, path, *extra)
+        done = cli(command, path, *extra.get(command, []))
         assert done.returncode == 2, (path, done.stderr)
         assert message in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
@@ -98,12 +151,13 @@ def test_bad_checkpoints_are_one_line_errors(command: str, trained_checkpoint: P
     [
         (["evaluate", "--episodes", "0"], "--episodes"),
         (["evaluate", "--episodes", "-3"], "--episodes"),
+        (["evaluate", "--num-chickens", "0"], "num_chickens"),
         (["watch", "--out", "/nonexistent-dir/x.gif"], "/nonexistent-dir"),
         (["watch", "--out", "episode.txt"], ".txt"),
     ],
 )
-def test_bad_options_are_one_line_errors(args, message, trained_checkpoint: Path, hmarl):
+def test_bad_options_are_one_line_errors(args, message, trained_run: Path, cli):
     command, *rest = args
-    done = hmarl(command, str(trained_checkpoint), *rest)
+    done = cli(command, str(trained_run), *rest)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

@@ -1,12 +1,17 @@
 """hmarl: deep hierarchical multi-agent reinforcement learning on Ray RLlib.
 
-The worked example is a chicken yard: robots pick a chicken (high level) and walk
-to it (low level). Modules, one concept each:
+A toolkit core and tasks. A task is what a user writes (see :mod:`hmarl.task`)::
 
-- :mod:`hmarl.simulation`: the yard's rules in plain NumPy (swap this for your system)
-- :mod:`hmarl.yard`: the RLlib multi-agent environment, a thin adapter over it
-- :mod:`hmarl.batched`: the same rules over many yards at once
-- :mod:`hmarl.baselines`: random and oracle policies
+    from hmarl import Task
+
+    TASK = Task(name="couriers", make_env=make_env, policy_of=policy_of)
+
+and every tool (train, evaluate, watch, inspect, plot) works on it. The built-in
+tasks live in :mod:`hmarl.tasks`, one package each.
 """
 
-__version__ = "0.1.0"
+from hmarl.task import Metric, PolicyContext, Schedule, Score, Task, TaskError
+
+__version__ = "0.2.0"
+
+__all__ = ["Metric", "PolicyContext", "Schedule", "Score", "Task", "TaskError", "__version__"]

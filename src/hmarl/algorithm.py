@@ -1,15 +1,20 @@
-"""The custom algorithm: PPO that trains the low level first, then both levels.
+"""The custom algorithm: PPO with a level schedule. The place to customise training.
 
-This is the place to customise training (the tutorial's "custom trainer").
+Why a schedule: in a hierarchy the upper level's rewards depend on the lower
+level's skill. Until the robots of the chicken yard can walk, almost every
+high-level episode ends in a time-out, and what a high level learns from that
+("pick a chicken close by") is the wrong lesson once they walk well. A task
+declares a :class:`~hmarl.task.Schedule`: the policy to hold back, a metric, a
+threshold. ``HierarchicalPPO`` holds that policy's training (its value function
+still learns, see :mod:`hmarl.learner`) until the metric, over a full window of
+values, reaches the threshold; from then on every policy trains. The switch is a
+latch: it never closes again, it is saved in checkpoints, and it is pushed to the
+learners at every iteration, so a recreated learner gets it too.
 
-Why a schedule: until the low level can walk, almost every high-level episode ends
-in a time-out, and what a high level can learn from that is "pick a chicken close
-by", which is the wrong lesson once the low level walks well. So ``HierarchicalPPO``
-leaves the high level untouched until the low level's success rate over a window of
-recently finished robots (``metrics.WINDOW``) reaches ``high_level_start_success``;
-from then on both levels train. The switch is a latch (it never closes again), it
-is saved in checkpoints, and each iteration reports it as ``high_level_training``
-(0 or 1) in the results.
+Each iteration reports, under ``hmarl`` in the results: ``schedule_open`` (0 or
+1), and ``schedule_stalled`` (1 once the schedule has held for
+``schedule_timeout`` env steps, or its metric has not appeared at all by then:
+the CLI then warns).
 """
 
 from __future__ import annotations
@@ -21,10 +26,10 @@ from typing import Any
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.utils.annotations import override
 
-from hmarl.metrics import FINISHED, SUCCESS, WINDOW
-
-HIGH_LEVEL_POLICY = "high_level_policy"
-LOW_LEVEL_POLICY = "low_level_policy"
+from hmarl.checkpoints import write_marker
+from hmarl.learner import HierarchicalPPOLearner
+from hmarl.metrics import count_key, metric_key
+from hmarl.task import Schedule
 
 
 class HierarchicalPPOConfig(PPOConfig):
@@ -32,21 +37,25 @@ class HierarchicalPPOConfig(PPOConfig):
 
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or HierarchicalPPO)
-        self.high_level_start_success = 0.9
-        """Low-level success rate at which the high level starts training (0 = at once)."""
+        self.schedule: Schedule | None = None
+        """The policy to hold back, and until when (None: all train from the start)."""
+        self.schedule_timeout: int | None = None
+        """Env steps after which a schedule still holding is reported as stalled."""
 
-    def hierarchy(self, *, high_level_start_success: float | None = None) -> HierarchicalPPOConfig:
-        if high_level_start_success is not None:
-            if not 0.0 <= high_level_start_success <= 1.0:
-                raise ValueError(
-                    f"high_level_start_success must be in [0, 1], got {high_level_start_success}"
-                )
-            self.high_level_start_success = high_level_start_success
+    def hierarchy(
+        self, *, schedule: Schedule | None = None, schedule_timeout: int | None = None
+    ) -> HierarchicalPPOConfig:
+        self.schedule = schedule
+        self.schedule_timeout = schedule_timeout
         return self
+
+    @override(PPOConfig)
+    def get_default_learner_class(self) -> type:
+        return HierarchicalPPOLearner
 
 
 class HierarchicalPPO(PPO):
-    """PPO with a per-level training schedule (see the module docstring)."""
+    """PPO with a level schedule (see the module docstring)."""
 
     @classmethod
     @override(PPO)
@@ -56,32 +65,64 @@ class HierarchicalPPO(PPO):
     @override(PPO)
     def setup(self, config: Any) -> None:
         super().setup(config)
-        self.high_level_training = self.config.high_level_start_success <= 0.0
-        self._apply_schedule()
+        schedule = self.config.schedule
+        self.schedule_open = schedule is None or schedule.threshold <= 0
+
+    @property
+    def held(self) -> frozenset[str]:
+        """The policies held back right now."""
+        schedule = self.config.schedule
+        return frozenset() if self.schedule_open else frozenset({schedule.hold})
 
     @override(PPO)
     def training_step(self) -> None:
-        self.metrics.log_value(
-            "high_level_training", float(self.high_level_training), reduce="item"
-        )
+        # Every iteration, so a learner that was recreated (or restored) holds the same.
+        held = self.held
+        self.learner_group.foreach_learner(lambda learner, _held=held: learner.set_held(_held))
         return super().training_step()
 
     @override(PPO)
     def step(self) -> dict[str, Any]:
         results = super().step()
+        self._decide_schedule(results)
+        results["hmarl"] = {
+            "schedule_open": float(self.schedule_open),
+            "schedule_stalled": float(self._stalled(results)),
+        }
+        return results
+
+    def _decide_schedule(self, results: dict[str, Any]) -> None:
+        schedule = self.config.schedule
+        if self.schedule_open or schedule is None:
+            return
         # Decided on the finished iteration's results: the metrics logger's own
         # windows are already reduced (and emptied) by the time we could peek.
         runners = results.get("env_runners", {})
-        success = runners.get(SUCCESS, 0.0)
-        # Early on, only robots that arrived quickly have finished (time-outs take
-        # `timeout` steps), so a success rate over a few robots flatters the low
-        # level. A full window of finished robots is required first.
-        enough = runners.get(FINISHED, 0) >= WINDOW
-        threshold = self.config.high_level_start_success
-        if not self.high_level_training and enough and success >= threshold:
-            self.high_level_training = True
-            self._apply_schedule()
-        return results
+        value = _lookup(runners, metric_key(schedule.metric))
+        count = _lookup(runners, count_key(schedule.metric)) or 0
+        # Early on, only quick agent-episodes have finished (in the yard, time-outs
+        # take `timeout` steps), so a rate over a few values flatters; a full
+        # window of values is required first.
+        if count >= schedule.window and value is not None and value >= schedule.threshold:
+            self.schedule_open = True
+
+    def _stalled(self, results: dict[str, Any]) -> bool:
+        timeout = self.config.schedule_timeout
+        steps = results.get("num_env_steps_sampled_lifetime", 0)
+        return not self.schedule_open and timeout is not None and steps >= timeout
+
+    @override(PPO)
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        super().save_checkpoint(checkpoint_dir)
+        # Last: the marker says the checkpoint is whole (see hmarl.checkpoints).
+        write_marker(
+            checkpoint_dir,
+            self.iteration,
+            env_steps=int(
+                self.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"), default=0)
+            ),
+            schedule_open=self.schedule_open,
+        )
 
     @override(PPO)
     def stop(self) -> None:
@@ -91,24 +132,22 @@ class HierarchicalPPO(PPO):
         with contextlib.suppress(OSError):
             os.rmdir(self.logdir)
 
-    def _apply_schedule(self) -> None:
-        """Tell every learner which modules to update (None: all of them)."""
-        modules = None if self.high_level_training else [LOW_LEVEL_POLICY]
-        # Learners hold an unfrozen copy of the config; `should_module_be_updated`
-        # reads `policies_to_train` from it and skips the other modules' batches.
-        self.learner_group.foreach_learner(
-            lambda learner, _m=modules: learner.config.multi_agent(policies_to_train=_m)
-        )
-
     @override(PPO)
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         state = super().get_state(*args, **kwargs)
-        state["high_level_training"] = self.high_level_training
+        state["schedule_open"] = self.schedule_open
         return state
 
     @override(PPO)
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        if "high_level_training" in state:
-            self.high_level_training = state["high_level_training"]
-            self._apply_schedule()
+        if "schedule_open" in state:
+            self.schedule_open = bool(state["schedule_open"])
+
+
+def _lookup(tree: dict[str, Any], key: tuple[str, ...]) -> Any:
+    for part in key:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree

@@ -1,68 +1,125 @@
-"""Finding checkpoints and loading their policies for inference, without an Algorithm.
+"""Checkpoints: writing them so that a half-written one is never used, and reading their modules.
 
 An RLlib algorithm checkpoint keeps each RL module in its own folder
 (``learner_group/learner/rl_module/<module id>``), so acting needs neither a Ray
-cluster nor the training config: :func:`load_policy` builds the two modules from
-those folders and wraps them as a :class:`~hmarl.baselines.Policy` that acts
-greedily on single or batched observations.
+cluster nor the training config: :func:`load_modules` builds the modules from
+those folders.
 
-Security: RLlib checkpoints contain pickled Python objects. Loading one runs
-code from it; load only checkpoints you trust.
+hmarl adds a marker, ``hmarl_checkpoint.json``, written last into every checkpoint
+it saves (through Tune or not): the training iteration, the env steps, and every
+file of the checkpoint with its size. A checkpoint is *complete* when its marker
+is there and every file it lists has that size, so a save cut short by a crash or
+a kill (even while Tune copies a checkpoint into the run folder) is never picked
+by the tools or by ``--resume``; checkpoints are ordered by the iteration in their
+marker, not by file times.
+
+Security: RLlib checkpoints contain pickled Python objects. Loading one runs code
+from it; load only checkpoints you trust (``hmarl export`` writes weights only).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
-
-import gymnasium as gym
-import numpy as np
-import torch
-from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
-
-from hmarl.algorithm import HIGH_LEVEL_POLICY, LOW_LEVEL_POLICY
+from typing import Any
 
 MODULES_DIR = Path("learner_group", "learner", "rl_module")
+MARKER = "hmarl_checkpoint.json"
 
 
 class CheckpointError(ValueError):
     """The path given is not a usable hmarl checkpoint; the message says why."""
 
 
+def write_marker(checkpoint: Path, iteration: int, **extra: Any) -> None:
+    """Mark a fully written checkpoint (the last file written into it)."""
+    checkpoint = Path(checkpoint)
+    files = {
+        str(path.relative_to(checkpoint)): path.stat().st_size
+        for path in sorted(checkpoint.rglob("*"))
+        if path.is_file() and path.name != MARKER
+    }
+    marker = {"iteration": int(iteration), **extra, "files": files}
+    tmp = checkpoint / f".{MARKER}.partial"
+    tmp.write_text(json.dumps(marker))
+    os.replace(tmp, checkpoint / MARKER)
+
+
+def read_marker(checkpoint: Path) -> dict[str, Any] | None:
+    """The checkpoint's marker, or None if it has none (or an unreadable one)."""
+    try:
+        marker = json.loads((Path(checkpoint) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or not isinstance(marker.get("iteration"), int):
+        return None
+    return marker
+
+
+def is_complete(checkpoint: Path) -> bool:
+    """The marker is there and every file it lists has the size it lists."""
+    marker = read_marker(checkpoint)
+    if marker is None or not isinstance(marker.get("files"), dict):
+        return False
+    for name, size in marker["files"].items():
+        path = Path(checkpoint) / name
+        try:
+            if path.stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def find_checkpoints(folder: Path) -> list[Path]:
-    """Every algorithm checkpoint under ``folder`` (Tune's or ours), oldest first."""
-    marks = Path(folder).rglob("rllib_checkpoint.json")
-    marks = [m for m in marks if m.parent.name.startswith("checkpoint_")]
-    return [m.parent for m in sorted(marks, key=lambda m: m.stat().st_mtime)]
+    """Every complete hmarl checkpoint under ``folder`` (Tune's or ours), oldest first."""
+    folder = Path(folder)
+    found = []
+    for marker in folder.rglob(MARKER):
+        checkpoint = marker.parent
+        # Hidden folders hold checkpoints being written.
+        if any(part.startswith(".") for part in checkpoint.relative_to(folder).parts):
+            continue
+        if is_complete(checkpoint):
+            found.append((read_marker(checkpoint)["iteration"], str(checkpoint), checkpoint))
+    return [checkpoint for *_, checkpoint in sorted(found)]
 
 
-def resolve_checkpoint(path: Path) -> list[Path]:
-    """The checkpoints a path names, best first: itself, or a run's from newest to oldest."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist")
-    if not path.is_dir():
-        raise CheckpointError(f"{path} is not a folder; give a checkpoint or run folder")
-    if (path / "rllib_checkpoint.json").exists():
-        return [path]
-    found = find_checkpoints(path)
-    if not found:
-        raise CheckpointError(f"{path} holds no RLlib checkpoint")
-    return found[::-1]
+def is_checkpoint(path: Path) -> bool:
+    """An RLlib algorithm checkpoint folder (complete or not)."""
+    return (Path(path) / "rllib_checkpoint.json").is_file()
 
 
-def load_modules(checkpoint: Path) -> dict[str, torch.nn.Module]:
-    """The high- and low-level RL modules of one checkpoint folder."""
+def save_atomically(save: Any, final: Path) -> Path:
+    """Call ``save(tmp)`` on a hidden temporary folder beside ``final``, then rename it.
+
+    An interrupted save leaves only the hidden folder, which nothing reads.
+    """
+    final = Path(final)
+    tmp = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def load_modules(checkpoint: Path) -> dict[str, Any]:
+    """Every RL module of one checkpoint folder, by module id, ready for inference."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
+    checkpoint = Path(checkpoint)
+    folder = checkpoint / MODULES_DIR
+    ids = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not ids:
+        raise CheckpointError(f"{checkpoint} holds no RL modules ({MODULES_DIR} is missing)")
     modules = {}
-    for module_id in (HIGH_LEVEL_POLICY, LOW_LEVEL_POLICY):
-        folder = checkpoint / MODULES_DIR / module_id
-        if not folder.is_dir():
-            raise CheckpointError(
-                f"{checkpoint} is not an hmarl checkpoint: it has no {module_id} module"
-            )
+    for module_id in ids:
         try:
-            module = RLModule.from_checkpoint(str(folder.resolve()))
+            module = RLModule.from_checkpoint(str((folder / module_id).resolve()))
         except Exception as err:  # a corrupt file can fail in many ways; all mean the same
             raise CheckpointError(
                 f"{checkpoint}: cannot load {module_id} ({type(err).__name__}: {err})"
@@ -70,50 +127,3 @@ def load_modules(checkpoint: Path) -> dict[str, torch.nn.Module]:
         module.eval()
         modules[module_id] = module
     return modules
-
-
-class TrainedPolicy:
-    """Greedy actions from trained modules, on observations with any leading dimensions."""
-
-    def __init__(self, modules: dict[str, torch.nn.Module], checkpoint: Path | None = None):
-        self.modules = modules
-        self.checkpoint = checkpoint
-
-    def _act(self, module_id: str, obs: dict[str, np.ndarray]) -> np.ndarray:
-        module = self.modules[module_id]
-        lead = obs["robot_position"].shape[:-1]
-        rows = {
-            k: np.ascontiguousarray(v, dtype=np.float32).reshape(-1, *v.shape[len(lead) :])
-            for k, v in obs.items()
-        }
-        if isinstance(module.observation_space, gym.spaces.Dict):
-            batch = {k: torch.from_numpy(v) for k, v in rows.items()}
-        else:
-            # RLlib's default modules were trained behind its FlattenObservations
-            # connector; this is the function that connector applies.
-            batch = torch.from_numpy(flatten_inputs_to_1d_tensor(rows, batch_axis=True))
-        with torch.no_grad():
-            logits = module.forward_inference({"obs": batch})["action_dist_inputs"]
-        return logits.argmax(-1).numpy().reshape(lead)
-
-    def high(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return self._act(HIGH_LEVEL_POLICY, obs)
-
-    def low(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return self._act(LOW_LEVEL_POLICY, obs)
-
-
-def load_policy(path: Path) -> TrainedPolicy:
-    """The newest loadable checkpoint that ``path`` names, as a greedy policy.
-
-    A run folder may end in a checkpoint that an interruption left unreadable;
-    then the one before it is used (and ``policy.checkpoint`` says which).
-    """
-    candidates = resolve_checkpoint(path)
-    errors = []
-    for checkpoint in candidates:
-        try:
-            return TrainedPolicy(load_modules(checkpoint), checkpoint)
-        except CheckpointError as err:
-            errors.append(str(err))
-    raise CheckpointError(errors[0] if len(errors) == 1 else "; ".join(errors[:3]))

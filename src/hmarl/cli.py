@@ -1,25 +1,45 @@
-"""The `hmarl` command line: one sub-command per tool, each a thin shell over a library module."""
+"""The `hmarl` command line: one sub-command per tool, each a thin shell over a library module.
+
+Every command works on every task. ``--task`` names it (default ``chicken_yard``);
+commands that read a run folder take the task and its env settings from the run.
+A task's own settings (the fields of its config dataclass) are flags too, built
+from the dataclass by tyro, with the fields' docstrings as help.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
 import sys
 import time
+import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
-from hmarl.simulation import YardConfig
+from typing import Any
 
 STARTED = time.monotonic()
 """When this command began: the time budget counts from here, before Ray is imported."""
 
+TASK_COMMANDS = ("random", "train", "evaluate", "watch")
+"""Commands that take a task's settings as flags."""
+DEFAULT_EVALUATE_EPISODES = 500
+DEFAULT_STOP_ITERS = 30
+
 
 class CliError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def positive_int(text: str) -> int:
@@ -43,125 +63,212 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _parse(text: str, kind: type, what: str):
+def _parse(text: str, kind: type, what: str) -> Any:
     try:
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
-YARD_OPTIONS = ("num_robots", "num_chickens", "timeout")
-DEFAULT_STOP_ITERS = 30
+# -- tasks and their settings -------------------------------------------------------
 
 
-def add_yard_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("yard")
-    group.add_argument("--num-robots", type=positive_int, help="robots in the yard (default 2)")
-    group.add_argument("--num-chickens", type=positive_int, help="chickens (default 10)")
-    group.add_argument("--timeout", type=positive_int, help="steps before the time limit (1000)")
+def load_task(spec: str) -> Any:
+    from hmarl.registry import load_task as find
+    from hmarl.task import TaskError
 
-
-def yard_options(args: argparse.Namespace) -> dict[str, int]:
-    """The yard options given on the command line (and only those)."""
-    return {k: getattr(args, k) for k in YARD_OPTIONS if getattr(args, k, None) is not None}
-
-
-def yard_config(args: argparse.Namespace) -> YardConfig:
-    """The default yard with the command line's yard options."""
     try:
-        return YardConfig(**yard_options(args))
-    except ValueError as err:
+        return find(spec)
+    except TaskError as err:
         raise CliError(str(err)) from None
 
 
-def cmd_random(args: argparse.Namespace) -> None:
-    import numpy as np
+def task_settings(task: Any, flags: list[str], base: dict[str, Any], command: str) -> dict:
+    """The task's env config: ``base`` with the task flags given on the command line.
 
-    from hmarl.baselines import make_baseline
-    from hmarl.evaluation import episode_seeds, metrics_from, play_episode
-    from hmarl.report import print_episode, print_metrics_table
-    from hmarl.yard import ChickenYardEnv
+    The flags are parsed by tyro from the task's config dataclass; a task without
+    one takes no flags.
+    """
+    from hmarl.task import TaskError
 
-    config = yard_config(args)
-    env = ChickenYardEnv(config)
-    policy = make_baseline(args.policy, config, seed=args.seed)
+    if not flags:
+        return dict(base)
+    if task.config is None:
+        raise CliError(
+            f"unrecognized arguments: {' '.join(flags)} (task {task.name} has no settings)"
+        )
+    import tyro
+
+    try:
+        default = task.env_config(base)
+    except TaskError as err:
+        raise CliError(str(err)) from None
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            config = tyro.cli(
+                task.config, args=flags, default=default, prog=f"hmarl {command} --task {task.name}"
+            )
+    except SystemExit:
+        line = _one_line(captured.getvalue())
+        raise CliError(line.removeprefix(f"{task.config.__name__}: ")) from None
+    except (TypeError, ValueError) as err:  # the config's own checks
+        raise CliError(f"task {task.name}: {err}") from None
+    import dataclasses
+
+    return dataclasses.asdict(config)
+
+
+def _one_line(tyro_output: str) -> str:
+    """tyro's boxed error message as one line."""
+    lines = [line.strip() for line in tyro_output.splitlines()]
+    meaningful = [line for line in lines if line and set(line) - set("-─│┃━ ")]
+    detail = meaningful[1] if len(meaningful) > 1 else (meaningful or ["bad task option"])[0]
+    return detail.removeprefix("Error parsing ").rstrip()
+
+
+def task_help(spec: str, command: str) -> str:
+    """The task's settings as help text (for ``--help``)."""
+    from hmarl.registry import load_task as find
+    from hmarl.task import TaskError
+
+    try:
+        task = find(spec)
+    except TaskError as err:
+        return f"(task options unavailable: {err})"
+    if task.config is None:
+        return f"task {task.name} has no settings of its own."
+    import tyro
+
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured), contextlib.suppress(SystemExit):
+        tyro.cli(task.config, args=["--help"], prog=f"hmarl {command} --task {task.name}")
+    lines = captured.getvalue().splitlines()
+    start = next((i for i, line in enumerate(lines) if "--help" in line), -1) + 1
+    body = "\n".join(line.rstrip() for line in lines[start:]).strip("\n")
+    return f"settings of task {task.name} (also an [env] table in --config):\n{body}"
+
+
+def _task_in(argv: Sequence[str]) -> str:
+    """The --task value on a command line, for help text before parsing."""
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+    return "chicken_yard"
+
+
+# -- the commands ---------------------------------------------------------------------
+
+
+def cmd_tasks(args: argparse.Namespace, flags: list[str]) -> None:
+    from hmarl.registry import available_tasks
+    from hmarl.registry import load_task as find
+    from hmarl.task import TaskError
+
+    for listing in available_tasks():
+        try:
+            description = find(listing.name).description or "-"
+        except TaskError as err:
+            description = f"(cannot load: {err})"
+        print(f"{listing.name:<16} {listing.origin:<16} {description}")
+
+
+def cmd_new_task(args: argparse.Namespace, flags: list[str]) -> None:
+    from hmarl.scaffold import write_package
+
+    try:
+        written = write_package(args.name, args.out)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    print(f"wrote a task package for {args.name!r} in {written}")
+    print(f"next: pip install -e {written} && hmarl train --task {args.name} --stop-iters 2")
+
+
+def cmd_random(args: argparse.Namespace, flags: list[str]) -> None:
+    from hmarl.evaluation import baseline_policies, episode_seeds, play_episode
+    from hmarl.report import print_episode, print_results_table
+
+    task = load_task(args.task or "chicken_yard")
+    env_config = task_settings(task, flags, task.env_config_dict(), "random")
     seeds = episode_seeds(args.seed, args.episodes)
+    policies = baseline_policies(task, env_config, seeds[0])
+    if args.policy not in policies:
+        raise CliError(
+            f"task {task.name} has no policy {args.policy!r}; choose {', '.join(policies)}"
+        )
+    policy = policies[args.policy]
     if args.out or args.window:
-        _render(policy, config, seeds, args.out, args.fps)
-    episodes = [play_episode(env, policy, s) for s in seeds]
-    for episode in episodes:
-        print_episode(episode)
-    metrics = metrics_from(
-        np.array([e.compatibility for e in episodes]),
-        np.array([e.arrived for e in episodes]),
-        np.array([e.moves for e in episodes]),
-    )
-    print_metrics_table({args.policy: metrics}, title=f"{args.episodes} episodes, seed {args.seed}")
+        _render(task, env_config, policy, seeds, args.out, args.fps)
+    env = task.make_env(dict(env_config))
+    for seed in seeds:
+        print_episode(play_episode(task, env, policy, seed))
+    from hmarl.evaluation import evaluate
+
+    result = evaluate(task, env_config, policy, seeds, batched=False)
+    print_results_table(task, {args.policy: result}, title=f"{args.episodes} episodes")
 
 
-def _render(policy, config: YardConfig, seeds: list[int], out: Path | None, fps: int) -> None:
+def _render(
+    task: Any, env_config: dict, policy: Any, seeds: list[int], out: Path | None, fps: int
+) -> None:
     """Episodes to a GIF/MP4 file, or to a live window when no file is given."""
-    from hmarl.render import record, watch_live
+    from hmarl.recording import record, watch_live
+    from hmarl.task import TaskError
 
     try:
         if out is None:
-            watch_live(policy, config, seeds, fps=fps)
+            watch_live(task, env_config, policy, seeds, fps=fps)
         else:
-            frames = record(policy, config, seeds, out, fps=fps)
+            frames = record(task, env_config, policy, seeds, out, fps=fps)
             print(f"wrote {out} ({frames} frames)")
-    except (ValueError, RuntimeError, OSError) as err:
+    except (ValueError, RuntimeError, OSError, TaskError) as err:
         raise CliError(str(err)) from None
 
 
-def cmd_watch(args: argparse.Namespace) -> None:
-    from hmarl.checkpoints import CheckpointError, load_policy
+def load_trained(args: argparse.Namespace, flags: list[str], command: str) -> Any:
+    """The trained policy a RUN argument names, on the env it was trained on (and flags)."""
+    from hmarl.checkpoints import CheckpointError
+    from hmarl.runs import find_run
+    from hmarl.runs import load_trained as load
+    from hmarl.task import TaskError
+
+    run = find_run(args.checkpoint) if Path(args.checkpoint).exists() else None
+    task = load_task(args.task) if args.task else (run[1].load_task() if run else None)
+    try:
+        base = run[1].env_config if run else {}
+        overrides = {}
+        if task is not None and flags:
+            given = task_settings(task, flags, task.env_config_dict(base), command)
+            overrides = {k: v for k, v in given.items() if base.get(k) != v}
+        return load(args.checkpoint, env_overrides=overrides, task=task)
+    except (CheckpointError, TaskError) as err:
+        raise CliError(str(err)) from None
+
+
+def cmd_watch(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.evaluation import episode_seeds
 
-    try:
-        policy = load_policy(args.checkpoint)
-    except CheckpointError as err:
-        raise CliError(str(err)) from None
-    print(f"checkpoint: {policy.checkpoint}")
-    _render(policy, yard_config(args), episode_seeds(args.seed, args.episodes), args.out, args.fps)
+    trained = load_trained(args, flags, "watch")
+    print(f"checkpoint: {trained.source}")
+    seeds = episode_seeds(args.seed, args.episodes)
+    _render(trained.task, trained.env_config, trained.policy, seeds, args.out, args.fps)
 
 
-def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="checkpoint, Tune trial or run folder")
-
-
-def add_episode_options(parser: argparse.ArgumentParser, episodes: int) -> None:
-    parser.add_argument(
-        "--episodes", type=positive_int, default=episodes, help=f"episodes ({episodes})"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (0)")
-
-
-def add_render_options(parser: argparse.ArgumentParser, window_flag: bool) -> None:
-    parser.add_argument(
-        "--out", type=Path, metavar="FILE", help="write a .gif or .mp4 instead of a live window"
-    )
-    parser.add_argument("--fps", type=positive_int, default=10, help="frames per second (10)")
-    if window_flag:
-        parser.add_argument("--window", action="store_true", help="show the episodes live")
-
-
-def cmd_inspect(args: argparse.Namespace) -> None:
-    from hmarl.checkpoints import CheckpointError, load_policy
+def cmd_inspect(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.inspection import describe_policies, print_policies
 
-    try:
-        policy = load_policy(args.checkpoint)
-    except CheckpointError as err:
-        raise CliError(str(err)) from None
-    summaries = describe_policies(policy.modules)
+    trained = load_trained(args, flags, "inspect")
+    summaries = describe_policies(trained.policy.modules)
     if args.json:
         print(json.dumps({name: s.to_dict() for name, s in summaries.items()}))
         return
-    print(f"checkpoint: {policy.checkpoint}")
+    print(f"checkpoint: {trained.source}")
     print_policies(summaries)
 
 
-def cmd_plot(args: argparse.Namespace) -> None:
+def cmd_plot(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.plotting import plot_run
 
     out = args.out or args.run_dir / "learning_curves.png"
@@ -172,106 +279,156 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.report import TrainingProgress, console
-    from hmarl.training import TrainConfig, train
+    from hmarl.training import TrainConfig, plan, train
 
     settings = {
+        "task": args.task,
         "stop_iters": args.stop_iters,
+        "stop_timesteps": args.stop_timesteps,
         "time_budget": args.time_budget,
         "num_env_runners": args.num_env_runners,
         "num_envs_per_env_runner": args.num_envs_per_env_runner,
         "address": args.address,
         "out": args.out,
         "seed": args.seed,
-        "resume": args.resume,
+        "resume": args.resume or None,
         "use_tune": False if args.no_tune else None,
         "checkpoint_every": args.checkpoint_every,
         "modules": args.modules,
+        "schedule_timeout": args.schedule_timeout,
     }
     given = {k: v for k, v in settings.items() if v is not None}
     try:
-        if args.config:
-            cfg = TrainConfig.from_toml(args.config, yard=yard_options(args), **given)
-        else:
-            cfg = TrainConfig(yard=yard_config(args), **given)
-    except (ValueError, TypeError) as err:
+        cfg = TrainConfig.from_toml(args.config, **given) if args.config else TrainConfig(**given)
+        if flags:
+            task = load_task(cfg.task or _resumed_task(cfg) or "chicken_yard")
+            cfg.env = {
+                **cfg.env,
+                **task_settings(task, flags, task.env_config_dict(cfg.env), "train"),
+            }
+        if cfg.stop_iters is None and cfg.stop_timesteps is None and cfg.time_budget is None:
+            cfg.stop_iters = DEFAULT_STOP_ITERS
+        p = plan(cfg)
+    except ValueError as err:
         raise CliError(str(err)) from None
-    if cfg.stop_iters is None and cfg.time_budget is None:
-        cfg.stop_iters = DEFAULT_STOP_ITERS
-    console.print(f"training into {cfg.out} ({'Ray Tune' if cfg.use_tune else 'no Tune'})")
-    progress = TrainingProgress(cfg.stop_iters, cfg.time_budget, STARTED)
+    if p.start_from is not None:
+        console.print(f"resuming {p.out} from {p.start_from} (iteration {p.start_iteration})")
+    console.print(
+        f"training {p.task.name} into {p.out} ({'Ray Tune' if cfg.use_tune else 'no Tune'})"
+    )
+    progress = TrainingProgress(p, STARTED)
     try:
-        checkpoint = train(cfg, on_result=progress.update, started=STARTED)
+        checkpoint = train(p, on_result=progress.update, started=STARTED)
     except ValueError as err:
         raise CliError(str(err)) from None
     finally:
         progress.close()
     if not args.no_evaluate:
-        _print_evaluation(checkpoint, cfg.yard, episodes=500, seed=0)
+        _closing_evaluation(p, checkpoint)
     print(f"checkpoint: {checkpoint}")
 
 
-def _compare(checkpoint: Path, config: YardConfig, episodes: int, seed: int):
-    """The checkpoint's policy against the baselines on the same seeded episodes."""
-    from hmarl.checkpoints import CheckpointError, load_policy
+def _resumed_task(cfg: Any) -> str | None:
+    from hmarl.runs import find_run
+
+    run = find_run(cfg.out) if cfg.resume and cfg.out is not None else None
+    return run[1].task_ref if run else None
+
+
+def _compare(trained: Any, episodes: int, seed: int | None) -> tuple[list[int], Any]:
+    """The trained policy against random and the task's baselines on seeded episodes."""
     from hmarl.evaluation import compare, episode_seeds
 
+    seeds = episode_seeds(seed, episodes)
+    return seeds, compare(trained.task, trained.env_config, trained.policy, seeds)
+
+
+def _print_comparison(trained: Any, episodes: int, seed: int | None) -> None:
+    from hmarl.report import print_comparison
+
+    seeds, comparison = _compare(trained, episodes, seed)
+    print(f"checkpoint: {trained.source}")
+    print_comparison(trained.task, comparison, title=f"{episodes} episodes from seed {seeds[0]}")
+
+
+def _closing_evaluation(p: Any, checkpoint: Path) -> None:
+    from hmarl.checkpoints import CheckpointError
+    from hmarl.runs import load_trained as load
+
     try:
-        trained = load_policy(checkpoint)
+        trained = load(checkpoint, task=p.task)
     except CheckpointError as err:
         raise CliError(str(err)) from None
-    return trained.checkpoint, compare(trained, config, episode_seeds(seed, episodes))
+    _print_comparison(trained, DEFAULT_EVALUATE_EPISODES, None)
 
 
-def _print_evaluation(checkpoint: Path, config: YardConfig, episodes: int, seed: int) -> None:
-    from hmarl.report import print_metrics_table
-
-    used, comparison = _compare(checkpoint, config, episodes, seed)
-    print_metrics_table(
-        comparison.policies,
-        title=f"{episodes} episodes from seed {seed}: {used}",
-        normalized=comparison.normalized_score,
-    )
-
-
-def cmd_evaluate(args: argparse.Namespace) -> None:
-    config = yard_config(args)
+def cmd_evaluate(args: argparse.Namespace, flags: list[str]) -> None:
+    trained = load_trained(args, flags, "evaluate")
     if not args.json:
-        _print_evaluation(args.checkpoint, config, args.episodes, args.seed)
+        _print_comparison(trained, args.episodes, args.seed)
         return
-    used, comparison = _compare(args.checkpoint, config, args.episodes, args.seed)
+    seeds, comparison = _compare(trained, args.episodes, args.seed)
     result = {
+        "task": trained.task.name,
         "episodes": args.episodes,
-        "seed": args.seed,
-        "checkpoint": str(used),
-        "policies": {name: m.to_dict() for name, m in comparison.policies.items()},
-        "normalized_score": comparison.normalized_score,
+        "seed": seeds[0],
+        "checkpoint": str(trained.source),
+        "policies": {name: r.to_dict() for name, r in comparison.policies.items()},
+        "normalized_score": comparison.score,
     }
     print(json.dumps(result))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hmarl", description="Hierarchical multi-agent RL on Ray RLlib: the chicken yard."
+# -- the parser ------------------------------------------------------------------------
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="hmarl",
+        description="Hierarchical multi-agent RL on Ray RLlib: train, evaluate, watch, inspect "
+        "and plot any task (the chicken yard by default).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    epilog = task_help(_task_in(argv), "COMMAND") if wants_help else None
 
-    p = sub.add_parser("random", help="run the yard with random (or oracle) actions")
-    add_episode_options(p, episodes=5)
-    p.add_argument("--policy", choices=("random", "oracle"), default="random")
-    add_render_options(p, window_flag=True)
-    add_yard_options(p)
+    def command(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+        takes = name in TASK_COMMANDS
+        return sub.add_parser(
+            name,
+            help=help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=epilog.replace("COMMAND", name) if epilog and takes else None,
+            **kwargs,
+        )
+
+    p = command("tasks", "list the tasks hmarl can find: built-in and installed")
+    p.set_defaults(func=cmd_tasks)
+
+    p = command("new-task", "write a small installable package for a new task")
+    p.add_argument("name", help="the task's name, e.g. couriers")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the package into")
+    p.set_defaults(func=cmd_new_task)
+
+    p = command("random", "run a task with random (or a baseline's) actions")
+    _add_task_option(p)
+    _add_episode_options(p, episodes=5, default_seed=0)
+    p.add_argument("--policy", default="random", help="random, or one of the task's baselines")
+    _add_render_options(p, window_flag=True)
     p.set_defaults(func=cmd_random)
 
-    p = sub.add_parser(
+    p = command(
         "train",
-        help="train both levels with PPO (through Ray Tune unless --no-tune)",
-        description="Train the high- and low-level policies. Prints progress per iteration, "
-        "evaluates the result against the baselines, and ends with 'checkpoint: PATH'.",
+        "train a task's policies with PPO (through Ray Tune unless --no-tune)",
+        description="Train every policy of a task. Prints progress per iteration, evaluates "
+        "the result against the baselines, and ends with 'checkpoint: PATH'.",
     )
+    _add_task_option(p)
     stop = p.add_argument_group(f"when to stop (default: --stop-iters {DEFAULT_STOP_ITERS})")
     stop.add_argument("--stop-iters", type=positive_int, help="training iterations")
+    stop.add_argument("--stop-timesteps", type=positive_int, help="env steps sampled")
     stop.add_argument(
         "--time-budget",
         type=positive_float,
@@ -279,49 +436,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-clock seconds for the whole command; stops in time to checkpoint",
     )
     p.add_argument("--num-env-runners", type=non_negative_int, help="sampling processes (0)")
-    p.add_argument("--num-envs-per-env-runner", type=positive_int, help="yards per env runner (16)")
+    p.add_argument("--num-envs-per-env-runner", type=positive_int, help="envs per env runner (16)")
     p.add_argument("--address", help="join this Ray cluster instead of starting a local Ray")
-    p.add_argument("--out", type=Path, help="run folder (default runs/chicken_yard)")
-    p.add_argument("--seed", type=int, help="RLlib seed (0)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/TASK)")
+    p.add_argument("--seed", type=non_negative_int, help="RLlib seed (0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-tune", action="store_true", help="run the algorithm directly")
     p.add_argument(
         "--checkpoint-every", type=positive_int, help="iterations between checkpoints (5)"
     )
-    p.add_argument("--config", type=Path, help="TOML file of training settings ([yard] table too)")
+    p.add_argument("--config", type=Path, help="TOML file of training settings ([env] table too)")
     p.add_argument("--no-evaluate", action="store_true", help="skip the closing evaluation")
     p.add_argument(
         "--modules",
-        choices=("custom", "default"),
-        help="custom: hmarl's RL modules (default); default: RLlib's MLPs, for comparison",
+        choices=("task", "default"),
+        help="task: the task's RL modules (default); default: RLlib's MLPs",
     )
-    add_yard_options(p)
+    p.add_argument(
+        "--schedule-timeout",
+        type=positive_int,
+        metavar="STEPS",
+        help="warn when the schedule still holds a policy after this many env steps",
+    )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "evaluate", help="trained policy vs random vs oracle on the same seeded episodes"
-    )
-    add_checkpoint_argument(p)
-    add_episode_options(p, episodes=1000)
+    p = command("evaluate", "trained policy vs random vs baselines on the same seeded episodes")
+    _add_run_argument(p)
+    _add_episode_options(p, episodes=1000, default_seed=None)
     p.add_argument("--json", action="store_true", help="print JSON for programs")
-    add_yard_options(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser(
-        "watch", help="watch a trained policy: a live pygame window, or a GIF/MP4 file"
-    )
-    add_checkpoint_argument(p)
-    add_episode_options(p, episodes=1)
-    add_render_options(p, window_flag=False)
-    add_yard_options(p)
+    p = command("watch", "watch a trained policy: a live pygame window, or a GIF/MP4 file")
+    _add_run_argument(p)
+    _add_episode_options(p, episodes=1, default_seed=None)
+    _add_render_options(p, window_flag=False)
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("inspect", help="each policy's network: layers, shapes, parameter counts")
-    add_checkpoint_argument(p)
+    p = command("inspect", "each policy's network: layers, shapes, parameter counts")
+    _add_run_argument(p)
     p.add_argument("--json", action="store_true", help="print JSON for programs")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("plot", help="learning curves of a run to a PNG")
+    p = command("plot", "learning curves of a run to a PNG")
     p.add_argument("run_dir", type=Path, help="run folder (or a Tune trial folder in it)")
     p.add_argument(
         "--out", type=Path, metavar="FILE.png", help="default: RUN_DIR/learning_curves.png"
@@ -330,22 +486,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_ray() -> None:
-    """Keep Ray's and Tune's own chatter off the screen; our progress lines say it all."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    import ray  # noqa: F401 (configures the "ray" logger, which we then turn down)
+def _add_task_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--task",
+        help="a task name (see `hmarl tasks`) or module:attribute "
+        "(default chicken_yard); its settings are flags too, see below",
+    )
 
-    for name in ("ray", "ray.rllib", "ray.tune", "ray.train"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+
+def _add_run_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="run, Tune trial or checkpoint folder")
+    parser.add_argument("--task", help="the task, for a checkpoint outside any run folder")
+
+
+def _add_episode_options(
+    parser: argparse.ArgumentParser, episodes: int, default_seed: int | None
+) -> None:
+    parser.add_argument(
+        "--episodes", type=positive_int, default=episodes, help=f"episodes ({episodes})"
+    )
+    seed_help = "seed of the first episode (" + (
+        f"{default_seed})"
+        if default_seed is not None
+        else "default: 1000000000, beyond training's)"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=default_seed, help=seed_help)
+
+
+def _add_render_options(parser: argparse.ArgumentParser, window_flag: bool) -> None:
+    parser.add_argument(
+        "--out", type=Path, metavar="FILE", help="write a .gif or .mp4 instead of a live window"
+    )
+    parser.add_argument("--fps", type=positive_int, default=10, help="frames per second (10)")
+    if window_flag:
+        parser.add_argument("--window", action="store_true", help="show the episodes live")
+
+
+def quiet() -> None:
+    """Keep Ray's, Tune's and RLlib's own chatter off the screen; our lines say it all.
+
+    Ray and RLlib set up their "ray" and "ray.rllib" loggers, each with a handler to
+    the terminal, when first imported; those handlers are turned down to errors. The
+    loggers themselves stay open, so what they log during training reaches the run's
+    log file (see hmarl.training).
+    """
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import ray.rllib  # noqa: F401 (configures the loggers and their terminal handlers)
+
+    from hmarl.training import RAY_LOGGERS
+
+    for name in RAY_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command in ("train", "evaluate", "watch", "inspect"):
-        quiet_ray()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args, flags = parser.parse_known_args(argv)
+    if flags and args.command not in (*TASK_COMMANDS, "inspect"):
+        parser.error(f"unrecognized arguments: {' '.join(flags)}")
+    if args.command not in ("tasks", "new-task", "plot"):
+        quiet()
     try:
-        args.func(args)
+        args.func(args, flags)
     except CliError as err:
         print(f"hmarl {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,10 +1,11 @@
 """Conformance checks for hierarchical multi-agent environments, shipped as library functions.
 
 The same idea as PettingZoo's ``parallel_api_test``, written for environments that
-follow RLlib's ``MultiAgentEnv`` with dynamic agent ids, as :class:`hmarl.yard.ChickenYardEnv`
-does: fixed ``possible_agents``, per-agent ``observation_spaces`` and
-``action_spaces``, observations only for the agents due to act next (and the final
-ones of agents that finish), and ``agents`` listing the agents just observed.
+follow RLlib's ``MultiAgentEnv`` with dynamic agent ids: fixed ``possible_agents``,
+per-agent ``observation_spaces`` and ``action_spaces``, observations only for the
+agents due to act next (and the final ones of agents that finish), and ``agents``
+listing the agents still in the episode. ``hmarl train`` runs :func:`check_env` on
+every task before training starts.
 RLlib's own env checker looks at one reset and one step; these checks play whole seeded
 episodes with random actions, because the mistakes a hierarchy invites (an agent revived
 after it ended, a level that acts out of turn, an episode that never sets ``__all__``)
@@ -13,12 +14,16 @@ only show later in an episode.
 :func:`check_env` asserts, at every step:
 
 - the observations' keys are exactly the agents due to act next (``env.due_agents``
-  where the env has it), plus the final observations of agents ending on this step,
-  and ``env.agents`` lists just those keys; every id is one of
-  ``possible_agents``; an agent that ends is given its final observation;
+  where the env has it), plus the final observations of agents ending on this step;
+  every id is one of ``possible_agents``; an agent that ends is given its final
+  observation; ``env.agents`` lists the agents due to act next (PettingZoo's
+  convention), or those and the agents ending on this step (what RLlib's env
+  checker asks);
 - every observation is inside its space, and that space is the same object every call;
 - no agent observes (so acts) again once it was terminated or truncated;
-- rewards, terminateds, truncateds and infos name only possible agents;
+- rewards, terminateds, truncateds and infos name only possible agents; an agent
+  that acted and observes on the same step has a reward on that step (RLlib's
+  episodes refuse the step otherwise);
 - ``__all__`` is in ``terminateds`` and ``truncateds``, and one of them is True
   exactly when no agent is due any more; by then every agent that observed has ended.
 
@@ -27,24 +32,31 @@ seeds and given the same seeded actions, return identical results step for step.
 
 Both raise :class:`AssertionError` naming the episode, the step and the agent.
 
->>> from hmarl.yard import ChickenYardEnv
+>>> from hmarl.tasks.chicken_yard.env import ChickenYardEnv
 >>> check_env(ChickenYardEnv({"timeout": 50}), seed=0, episodes=2)
 >>> check_determinism(lambda: ChickenYardEnv({"timeout": 50}), seed=0, episodes=2)
+
+:func:`check_batched_env` holds a task's batched env equal to its env, step for
+step, on the same seeds and actions.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hmarl.batched_env import agent_groups
+
 if TYPE_CHECKING:
     from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-__all__ = ["check_determinism", "check_env"]
+    from hmarl.task import Task
+
+__all__ = ["check_batched_env", "check_determinism", "check_env"]
 
 AgentDict = dict[str, Any]
 """A per-agent dict keyed by agent id (plus ``__all__`` or ``__common__``)."""
@@ -86,14 +98,23 @@ class Transition:
         return bool(self.terminateds.get("__all__") or self.truncateds.get("__all__"))
 
 
-def play(env: MultiAgentEnv, seed: int, episodes: int, max_steps: int) -> Iterator[Transition]:
+def play(
+    env: MultiAgentEnv,
+    seed: int,
+    episodes: int,
+    max_steps: int,
+    step_budget: int | None = None,
+) -> Iterator[Transition]:
     """Play episodes with actions sampled from the action spaces; yield every reset and step.
 
     Episode ``i`` is reset with ``seed + i``; the action spaces are seeded from
     ``seed``, so the same arguments on a fresh environment give the same actions.
+    With ``step_budget``, play stops quietly after that many steps in all.
     """
+    spaces = {agent: env.get_action_space(agent) for agent in env.possible_agents}
     for i, agent in enumerate(env.possible_agents):
-        env.action_spaces[agent].seed(seed + i)
+        spaces[agent].seed(seed + i)
+    played = 0
     for episode in range(episodes):
         obs, infos = env.reset(seed=seed + episode)
         last = Transition(episode, 0, {}, obs, {}, {}, {}, infos)
@@ -101,24 +122,30 @@ def play(env: MultiAgentEnv, seed: int, episodes: int, max_steps: int) -> Iterat
         while not last.over and last.due:
             if last.step >= max_steps:
                 raise AssertionError(f"{last.where}: the episode did not end in {max_steps} steps")
-            actions = {a: env.action_spaces[a].sample() for a in last.obs if a in last.due}
+            if step_budget is not None and played >= step_budget:
+                return
+            actions = {a: spaces[a].sample() for a in last.obs if a in last.due}
             last = Transition(episode, last.step + 1, actions, *env.step(actions))
+            played += 1
             yield last
 
 
 def check_env(
-    env: MultiAgentEnv, seed: int = 0, episodes: int = 3, max_steps: int = 100_000
+    env: MultiAgentEnv,
+    seed: int = 0,
+    episodes: int = 3,
+    max_steps: int = 100_000,
+    step_budget: int | None = None,
 ) -> None:
-    """Play seeded random episodes and assert the API contract (see the module docstring)."""
+    """Play seeded random episodes and assert the API contract (see the module docstring).
+
+    With ``step_budget``, the check stops after that many steps in all.
+    """
     possible = set(env.possible_agents)
-    spaces = dict(env.observation_spaces)
-    assert possible <= set(spaces), f"no observation space for {sorted(possible - set(spaces))}"
-    assert possible <= set(env.action_spaces), (
-        f"no action space for {sorted(possible - set(env.action_spaces))}"
-    )
+    spaces = {a: env.get_observation_space(a) for a in possible}
     ended: set[str] = set()
     observed: set[str] = set()
-    for t in play(env, seed, episodes, max_steps):
+    for t in play(env, seed, episodes, max_steps, step_budget):
         if t.step == 0:
             ended, observed = set(), set()
             assert t.obs, f"{t.where}: reset() returned no observations"
@@ -133,7 +160,7 @@ def check_env(
             assert not strangers, f"{t.where}: {name} for unknown agent(s) {sorted(strangers)}"
         for agent, ob in t.obs.items():
             assert agent not in ended, f"{t.where}: {agent} observed again after it ended"
-            space = env.observation_spaces[agent]
+            space = env.get_observation_space(agent)
             assert space is spaces[agent], (
                 f"{t.where}: observation_spaces[{agent!r}] is a new object; "
                 "spaces must not change after construction"
@@ -143,12 +170,16 @@ def check_env(
             assert isinstance(reward, int | float | np.number) and not isinstance(reward, bool), (
                 f"{t.where}: {agent}'s reward {reward!r} is not a number"
             )
+        for agent in set(t.actions) & set(t.obs):
+            assert agent in t.rewards, (
+                f"{t.where}: {agent} acted and observes again, but got no reward on this step"
+            )
         for agent in t.ending:
             assert agent not in ended, f"{t.where}: {agent} ended a second time"
             assert agent in t.obs, f"{t.where}: {agent} ended without a final observation"
-        assert set(env.agents) == set(t.obs), (
-            f"{t.where}: env.agents {sorted(env.agents)} are not the agents just observed "
-            f"{sorted(t.obs)}"
+        assert set(env.agents) in (set(t.obs), t.due), (
+            f"{t.where}: env.agents {sorted(env.agents)} are neither the agents due to act "
+            f"next {sorted(t.due)} nor those and the agents just ended {sorted(t.ending)}"
         )
         due = getattr(env, "due_agents", None)
         assert due is None or set(due) == t.due, (
@@ -202,3 +233,106 @@ def _assert_same(a: Any, b: Any, where: str) -> None:
         return
     else:
         assert type(a) is type(b) and a == b, f"{where}: {a!r} != {b!r}"
+
+
+def check_batched_env(
+    task: Task,
+    env_config: dict[str, Any],
+    seeds: Sequence[int],
+    seed: int = 0,
+    max_steps: int = 100_000,
+) -> int:
+    """The task's batched env against its env, one env per seed, the same random actions.
+
+    Asserts at every step, for every env: the same agents due, the same observations
+    of due and ending agents, the same rewards, the same terminated and truncated
+    agents with the same last infos, and the same end of the episode. Returns the
+    number of steps compared.
+    """
+    batched = task.make_batched_env(dict(env_config), len(seeds))
+    batched.reset([int(s) for s in seeds])
+    envs = [task.make_env(dict(env_config)) for _ in seeds]
+    observed = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
+    index = agent_groups(batched)
+    rng = np.random.default_rng(seed)
+    over = np.zeros(len(seeds), dtype=bool)
+    for b, obs in enumerate(observed):
+        _same_obs(batched, index, b, obs, set(obs), "after reset")
+    steps = 0
+    while not over.all():
+        assert steps < max_steps, f"the episodes did not end in {max_steps} steps"
+        steps += 1
+        actions = {
+            group: _random_actions(rng, batched.action_spaces[group], (len(seeds), len(agents)))
+            for group, agents in batched.groups.items()
+        }
+        results = []
+        for b, env in enumerate(envs):
+            if over[b]:
+                results.append(None)
+                continue
+            due = {a for a in index if batched.due(index[a][0])[b, index[a][1]]}
+            assert due == set(observed[b]), (
+                f"env {b} (seed {seeds[b]}), step {steps}: batched due {sorted(due)}, "
+                f"env due {sorted(observed[b])}"
+            )
+            results.append(
+                env.step({a: actions[index[a][0]][b, index[a][1]] for a in sorted(observed[b])})
+            )
+        step = batched.step(actions)
+        for b, result in enumerate(results):
+            if result is None:
+                continue
+            where = f"env {b} (seed {seeds[b]}), step {steps}"
+            obs, rewards, terminateds, truncateds, infos = result
+            for agent, (group, i) in index.items():
+                got = float(step.rewards[group][b, i])
+                assert math.isclose(got, float(rewards.get(agent, 0.0)), abs_tol=1e-9), (
+                    f"{where}: {agent} reward {got} != {rewards.get(agent, 0.0)}"
+                )
+                for name, flags, ours in (
+                    ("terminated", terminateds, step.terminated),
+                    ("truncated", truncateds, step.truncated),
+                ):
+                    assert bool(ours[group][b, i]) == bool(flags.get(agent, False)), (
+                        f"{where}: {agent} {name} {bool(ours[group][b, i])} != "
+                        f"{bool(flags.get(agent, False))}"
+                    )
+                if terminateds.get(agent) or truncateds.get(agent):
+                    for key, value in (infos.get(agent) or {}).items():
+                        if key in step.infos[group]:
+                            theirs = math.nan if value is None else float(value)
+                            got = float(step.infos[group][key][b, i])
+                            assert (math.isnan(got) and math.isnan(theirs)) or math.isclose(
+                                got, theirs, abs_tol=1e-9
+                            ), f"{where}: {agent} info {key} {got} != {value}"
+            ending = {a for a in obs if terminateds.get(a) or truncateds.get(a)}
+            all_over = bool(terminateds.get("__all__") or truncateds.get("__all__"))
+            assert bool(step.over[b]) == all_over, f"{where}: over {bool(step.over[b])}"
+            _same_obs(batched, index, b, obs, set(obs), where)
+            observed[b] = {} if all_over else {a: o for a, o in obs.items() if a not in ending}
+            over[b] = all_over
+    return steps
+
+
+def _random_actions(rng: np.random.Generator, space: Any, shape: tuple[int, int]) -> np.ndarray:
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Discrete):
+        return space.start + rng.integers(space.n, size=shape)
+    return np.stack([space.sample() for _ in range(shape[0] * shape[1])]).reshape(
+        *shape, *space.shape
+    )
+
+
+def _same_obs(batched: Any, index: dict, b: int, obs: dict, agents: set[str], where: str) -> None:
+    groups = {group: batched.observations(group) for group in batched.groups}
+    for agent in agents:
+        group, i = index[agent]
+        _assert_same(_row(groups[group], b, i), obs[agent], f"{where}: {agent}'s observation")
+
+
+def _row(obs: Any, b: int, i: int) -> Any:
+    if isinstance(obs, dict):
+        return {key: _row(value, b, i) for key, value in obs.items()}
+    return np.asarray(obs[b, i])

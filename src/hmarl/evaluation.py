@@ -1,186 +1,368 @@
-"""Scoring policies on seeded episodes: the numbers `hmarl evaluate` and the benchmarks print.
+"""Scoring policies on seeded episodes of a task: what `hmarl evaluate` and the benchmarks print.
 
-Every policy is scored on the same seeds, so the trained, random and oracle
-policies face the same yards. :func:`evaluate` runs them all at once on the
-batched yard; :func:`evaluate_env` runs the same episodes through
-:class:`~hmarl.yard.ChickenYardEnv` (one env per seed, stepped in lockstep so a
-policy sees the same arrays), which the tests use to hold the two equal.
+Every policy faces the same episodes (the same seeds). For each policy id this
+reports the mean return per agent-episode, and the task's :class:`~hmarl.task.Metric`
+values, read from each agent's last info. :func:`compare` puts the trained policy
+beside the random policy and the task's baselines and works out the task's
+:class:`~hmarl.task.Score`.
+
+Episodes run on the task's batched env when it declares one (:func:`run_batched`,
+thousands of episodes a second) and otherwise through its env (:func:`run_envs`,
+many envs stepped in lockstep so that a policy acts on all due agents at once).
+The tests hold the two equal on the same seeds.
+
+Evaluation seeds start at :data:`EVAL_SEED_BASE` unless given: training never
+resets an env with a seed that high, so the episodes a policy is scored on are
+not the ones it trained on.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from hmarl.baselines import OraclePolicy, Policy, RandomPolicy
-from hmarl.batched import BatchedYard
-from hmarl.simulation import YardConfig
-from hmarl.yard import ChickenYardEnv, high_agent, low_agent, robot_index
+from hmarl.batched_env import select
+from hmarl.policies import RandomPolicy
+from hmarl.task import Policy, PolicyContext, Task, TaskError
+
+EVAL_SEED_BASE = 1_000_000_000
+"""Evaluation episodes are seeded from here on; training seeds stay below it."""
 
 
-@dataclass(frozen=True)
-class Metrics:
-    """How a policy did, per robot, over a set of episodes."""
-
-    mean_compatibility: float
-    """Compatibility with the chosen chicken, averaged over robots (the high level's score)."""
-    success_rate: float
-    """Fraction of robots that reached their chicken before the time limit."""
-    mean_steps: float
-    """Low-level moves to arrive, averaged over the robots that arrived (NaN if none)."""
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {k: (None if math.isnan(v) else v) for k, v in asdict(self).items()}
+def episode_seeds(seed: int | None, episodes: int) -> list[int]:
+    """The seeds of an evaluation: ``episodes`` of them from ``seed`` (default: the base)."""
+    first = EVAL_SEED_BASE if seed is None else seed
+    return [first + i for i in range(episodes)]
 
 
-def metrics_from(compatibility: np.ndarray, arrived: np.ndarray, moves: np.ndarray) -> Metrics:
-    """Metrics from per-robot arrays of any shape."""
-    return Metrics(
-        mean_compatibility=float(np.mean(compatibility)),
-        success_rate=float(np.mean(arrived)),
-        mean_steps=float(np.mean(moves[arrived])) if arrived.any() else math.nan,
-    )
+@dataclass
+class Tally:
+    """Finished agent-episodes of one policy: returns and the last infos' values."""
 
+    keys: frozenset[str]
+    """The info keys the task's metrics read."""
+    returns: list[np.ndarray] = field(default_factory=list)
+    values: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
 
-def normalized_score(trained: Metrics, random: Metrics, oracle: Metrics) -> float:
-    """(trained - random) / (oracle - random) on mean compatibility: 0 is random, 1 the oracle."""
-    return (trained.mean_compatibility - random.mean_compatibility) / (
-        oracle.mean_compatibility - random.mean_compatibility
-    )
+    def add(self, returns: np.ndarray, infos: Mapping[str, Any]) -> None:
+        """Agent-episodes that ended: their returns (n,) and info values (n,) per key."""
+        returns = np.atleast_1d(np.asarray(returns, dtype=np.float64))
+        self.returns.append(returns)
+        for key in self.keys:
+            self.values[key].append(_as_floats(infos.get(key), len(returns)))
 
-
-@dataclass(frozen=True)
-class Comparison:
-    """A policy against the random and oracle baselines on the same seeded episodes."""
-
-    policies: dict[str, Metrics]
-    """Metrics of ``"trained"``, ``"random"`` and ``"oracle"``."""
+    def column(self, key: str) -> np.ndarray:
+        return np.concatenate(self.values[key]) if self.values[key] else np.zeros(0)
 
     @property
-    def normalized_score(self) -> float:
-        return normalized_score(*(self.policies[k] for k in ("trained", "random", "oracle")))
+    def count(self) -> int:
+        return sum(len(r) for r in self.returns)
 
 
-def compare(trained: Policy, config: YardConfig, seeds: Sequence[int]) -> Comparison:
-    """Score ``trained``, random (seeded with the first episode's seed) and the oracle."""
-    return Comparison(
-        {
-            "trained": evaluate(trained, config, seeds),
-            "random": evaluate(RandomPolicy(config, seeds[0]), config, seeds),
-            "oracle": evaluate(OraclePolicy(config), config, seeds),
+def _as_floats(values: Any, n: int) -> np.ndarray:
+    """Info values as floats; missing or None become NaN (left out of every metric)."""
+    if values is None:
+        return np.full(n, np.nan)
+    array = np.asarray(values, dtype=object).reshape(n)
+    return np.array([np.nan if v is None else float(v) for v in array], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Result:
+    """How one policy did: mean return per agent-episode of each policy id, and task metrics."""
+
+    returns: dict[str, float]
+    metrics: dict[str, float]
+    agent_episodes: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"returns": {policy: mean}, metric: value, ...}``; NaN (no data) becomes None."""
+        return {
+            "returns": {k: _none_if_nan(v) for k, v in self.returns.items()},
+            **{k: _none_if_nan(v) for k, v in self.metrics.items()},
         }
-    )
 
 
-def episode_seeds(seed: int, episodes: int) -> list[int]:
-    """The episode seeds an evaluation with this base seed uses."""
-    return [seed + i for i in range(episodes)]
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
-def evaluate(policy: Policy, config: YardConfig, seeds: Sequence[int]) -> Metrics:
-    """Run one episode per seed on the batched yard, all at once."""
-    yard = BatchedYard(config)
-    yard.reset(seeds)
-    yard.step(policy.high(yard.high_observations()))
-    while not yard.all_done:
-        # Only yards with a robot still out ask the policy: late in an evaluation
-        # a few slow yards would otherwise cost a forward pass over all of them.
-        live = ~yard.done.all(axis=1)
-        actions = np.zeros(yard.targets.shape, dtype=np.int64)
-        actions[live] = policy.low({k: v[live] for k, v in yard.low_observations().items()})
-        yard.step(actions)
-    return metrics_from(yard.chosen_compatibility(), yard.arrived, yard.moves)
+def summarize(task: Task, tallies: Mapping[str, Tally]) -> Result:
+    returns = {
+        policy: float(np.mean(np.concatenate(t.returns))) if t.count else math.nan
+        for policy, t in tallies.items()
+    }
+    metrics = {}
+    for metric in task.metrics:
+        tally = tallies.get(metric.policy)
+        values = tally.column(metric.key) if tally else np.zeros(0)
+        if metric.where is not None and tally:
+            values = values[np.nan_to_num(tally.column(metric.where)) != 0]
+        values = values[np.isfinite(values)]
+        metrics[metric.name] = float(values.mean()) if len(values) else math.nan
+    return Result(returns, metrics, {p: t.count for p, t in tallies.items()})
 
 
-def evaluate_env(policy: Policy, config: YardConfig, seeds: Sequence[int]) -> Metrics:
-    """The same as :func:`evaluate`, through one :class:`ChickenYardEnv` per seed."""
-    envs = [ChickenYardEnv(config) for _ in seeds]
-    robots = range(1, config.num_robots + 1)
-    # Each robot's latest observation, kept after it is done so the policy is
-    # called on (live yards, R) arrays, exactly as on the batched yard.
-    latest = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
-    compat = np.zeros((len(envs), config.num_robots))
-    arrived = np.zeros_like(compat, dtype=bool)
-    moves = np.zeros_like(compat, dtype=np.int64)
-    done = [False] * len(envs)
-    level, agent_of = "high", high_agent
-    while not all(done):
-        live = [b for b in range(len(envs)) if not done[b]]
-        stacked = _stack([[latest[b][agent_of(i)] for i in robots] for b in live])
-        actions = policy.high(stacked) if level == "high" else policy.low(stacked)
-        for row, b in enumerate(live):
-            env = envs[b]
-            due = {a: actions[row, robot_index(a)] for a in env.due_agents}
-            obs, _, _, _, infos = env.step(due)
-            _record_finished(infos, compat[b], arrived[b], moves[b])
-            latest[b] = {**latest[b], **{a: o for a, o in obs.items() if a.endswith("low")}}
-            done[b] = not env.due_agents
-        level, agent_of = "low", low_agent
-    return metrics_from(compat, arrived, moves)
+def metric_keys(task: Task) -> dict[str, frozenset[str]]:
+    """The info keys each policy's metrics read."""
+    keys: dict[str, set[str]] = defaultdict(set)
+    for metric in task.metrics:
+        keys[metric.policy] |= {metric.key, *([metric.where] if metric.where else [])}
+    return {policy: frozenset(k) for policy, k in keys.items()}
 
 
-def _record_finished(infos: dict, compat: list, arrived: list, moves: list) -> None:
-    """Copy what finishing agents report (their infos) into per-robot records."""
-    for agent, info in infos.items():
-        robot = robot_index(agent)
-        if agent.endswith("_high"):
-            compat[robot] = info["compatibility"]
-        else:
-            arrived[robot], moves[robot] = info["arrived"], info["steps"]
+# -- running episodes ----------------------------------------------------------
 
 
-def _stack(rows: list[list[dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
-    """(B, R) nested observations into one dict of (B, R, ...) arrays."""
-    return {k: np.array([[o[k] for o in row] for row in rows]) for k in rows[0][0]}
+def run_envs(
+    task: Task, env_config: Mapping[str, Any], policy: Policy, seeds: Sequence[int]
+) -> dict[str, Tally]:
+    """One episode per seed through the task's env, all envs stepped in lockstep.
+
+    Each step, the observations of every due agent of a policy (across all envs)
+    go to the policy in one batch.
+    """
+    envs = [task.make_env(dict(env_config)) for _ in seeds]
+    spaces = {p: pair[0] for p, pair in task.policy_spaces(envs[0]).items()}
+    runs = [EnvRun(env, int(seed)) for env, seed in zip(envs, seeds, strict=True)]
+    while any(run.due for run in runs):
+        asking = [(run, agent) for run in runs for agent in run.due]
+        for run, actions in _act(task, policy, spaces, asking).items():
+            run.step(actions)
+    keys = metric_keys(task)
+    tallies = {p: Tally(keys.get(p, frozenset())) for p in spaces}
+    for run in runs:
+        for agent, episode_return in run.returns.items():
+            tallies[task.policy_id(agent)].add(episode_return, run.infos.get(agent) or {})
+    return tallies
+
+
+def _act(
+    task: Task, policy: Policy, spaces: Mapping[str, Any], asking: list[tuple[Any, str]]
+) -> dict[Any, dict[str, Any]]:
+    """Actions for (run, agent) pairs: one ``policy.act`` call per policy id."""
+    by_policy: dict[str, list[tuple[Any, str]]] = defaultdict(list)
+    for run, agent in asking:
+        by_policy[task.policy_id(agent)].append((run, agent))
+    actions: dict[Any, dict[str, Any]] = defaultdict(dict)
+    for policy_id, rows in by_policy.items():
+        batch = stack(spaces[policy_id], [run.obs[agent] for run, agent in rows])
+        for (run, agent), action in zip(rows, policy.act(policy_id, batch), strict=True):
+            actions[run][agent] = action
+    return actions
+
+
+def stack(space: Any, items: list[Any]) -> Any:
+    """Observations of one space stacked into a batch (dicts of arrays for Dict spaces)."""
+    from gymnasium.vector.utils import concatenate, create_empty_array
+
+    return concatenate(space, items, create_empty_array(space, len(items)))
+
+
+class EnvRun:
+    """One episode of a task's env, played agent by agent as RLlib's env runners do.
+
+    ``returns`` and ``infos`` hold, for every agent that observed, its summed reward
+    and its last info.
+    """
+
+    def __init__(self, env: Any, seed: int) -> None:
+        self.env, self.seed = env, seed
+        self.obs, infos = env.reset(seed=seed)
+        self.returns = dict.fromkeys(self.obs, 0.0)
+        self.infos = {a: i for a, i in infos.items() if a in self.obs}
+        self.due = list(self.obs)
+        self.steps = 0
+        self._early: dict[str, float] = {}
+
+    def step(self, actions: dict[str, Any]) -> None:
+        obs, rewards, terminateds, truncateds, infos = self.env.step(actions)
+        self.steps += 1
+        for agent in obs:
+            if agent not in self.returns:
+                self.returns[agent] = self._early.pop(agent, 0.0)
+        for agent, reward in rewards.items():
+            into = self.returns if agent in self.returns else self._early
+            into[agent] = into.get(agent, 0.0) + float(reward)
+        self.infos.update({a: i for a, i in infos.items() if a in self.returns})
+        self.obs = obs
+        over = terminateds.get("__all__") or truncateds.get("__all__")
+        ending = {a for a in obs if terminateds.get(a) or truncateds.get(a)}
+        self.due = [] if over else [a for a in obs if a not in ending]
 
 
 @dataclass
 class Episode:
-    """One episode through :class:`ChickenYardEnv`, as ``hmarl random`` prints it."""
+    """One episode through a task's env, as ``hmarl random`` prints it."""
 
     seed: int
     returns: dict[str, float]
     """Summed reward per agent id."""
-    compatibility: list[float]
-    """Per robot, with its chosen chicken."""
-    arrived: list[bool]
-    moves: list[int]
+    infos: dict[str, Any]
+    """Last info per agent id."""
     steps: int
-    """Environment steps, the choosing step included."""
-
-
-StepCallback = Callable[[ChickenYardEnv, dict[str, float]], None]
-"""Called with the env and the summed reward per agent id so far (a live dict: copy to keep)."""
+    """Environment steps."""
 
 
 def play_episode(
-    env: ChickenYardEnv, policy: Policy, seed: int, on_step: StepCallback | None = None
+    task: Task,
+    env: Any,
+    policy: Policy,
+    seed: int,
+    on_step: Callable[[EnvRun, bool], None] | None = None,
 ) -> Episode:
-    """Play one episode agent by agent, the way RLlib's env runners drive the env.
-
-    ``on_step``, if given, is called after the reset and after every step: the
-    hook :mod:`hmarl.render` draws its frames from.
-    """
-    obs, _ = env.reset(seed=seed)
-    n = env.config.num_robots
-    returns = dict.fromkeys(env.possible_agents, 0.0)
-    compat, arrived, moves = [math.nan] * n, [False] * n, [0] * n
-    steps = 0
+    """Play one episode; ``on_step(run, over)`` is called after the reset and every step."""
+    spaces = {p: pair[0] for p, pair in task.policy_spaces(env).items()}
+    run = EnvRun(env, int(seed))
     if on_step is not None:
-        on_step(env, returns)
-    while env.due_agents:
-        actions = {
-            a: policy.high(obs[a]) if a.endswith("high") else policy.low(obs[a])
-            for a in env.due_agents
-        }
-        obs, rewards, _, _, infos = env.step(actions)
-        steps += 1
-        for agent, reward in rewards.items():
-            returns[agent] += reward
-        _record_finished(infos, compat, arrived, moves)
+        on_step(run, False)
+    while run.due:
+        run.step(_act(task, policy, spaces, [(run, agent) for agent in run.due])[run])
         if on_step is not None:
-            on_step(env, returns)
-    return Episode(seed, returns, compat, arrived, moves, steps)
+            on_step(run, not run.due)
+    return Episode(int(seed), run.returns, run.infos, run.steps)
+
+
+def run_batched(
+    task: Task, env_config: Mapping[str, Any], policy: Policy, seeds: Sequence[int]
+) -> dict[str, Tally]:
+    """One episode per seed on the task's batched env, all at once.
+
+    Only agents due to act ask the policy, so envs whose episode is over cost
+    nothing while slower ones finish.
+    """
+    if task.make_batched_env is None:
+        raise TaskError(f"task {task.name} declares no batched env")
+    env = task.make_batched_env(dict(env_config), len(seeds))
+    env.reset([int(s) for s in seeds])
+    policies = group_policies(task, env)
+    keys = metric_keys(task)
+    tallies = {p: Tally(keys.get(p, frozenset())) for p in dict.fromkeys(policies.values())}
+    returns = {g: np.zeros((env.num_envs, len(a))) for g, a in env.groups.items()}
+    over = np.zeros(env.num_envs, dtype=bool)
+    while not over.all():
+        actions, asked = {}, False
+        for group, policy_id in policies.items():
+            due, space = env.due(group), env.action_spaces[group]
+            actions[group] = np.zeros(due.shape + space.shape, dtype=space.dtype)
+            if due.any():
+                actions[group][due] = policy.act(policy_id, select(env.observations(group), due))
+                asked = True
+        if not asked:
+            raise TaskError(
+                f"task {task.name}: batched envs {np.flatnonzero(~over)[:5].tolist()} are "
+                "not over, but no agent is due to act"
+            )
+        step = env.step(actions)
+        for group, policy_id in policies.items():
+            returns[group] += step.rewards[group]
+            ended = step.terminated[group] | step.truncated[group]
+            if ended.any():
+                infos = {k: v[ended] for k, v in step.infos[group].items()}
+                tallies[policy_id].add(returns[group][ended], infos)
+                returns[group][ended] = 0.0
+        over |= step.over
+    return tallies
+
+
+def group_policies(task: Task, env: Any) -> dict[str, str]:
+    """The policy of each group of a batched env (every agent of a group must share it)."""
+    policies = {}
+    for group, agents in env.groups.items():
+        found = {task.policy_id(agent) for agent in agents}
+        if len(found) != 1:
+            raise TaskError(
+                f"task {task.name}: batched group {group!r} mixes policies {sorted(found)}"
+            )
+        policies[group] = found.pop()
+    return policies
+
+
+def evaluate(
+    task: Task,
+    env_config: Mapping[str, Any],
+    policy: Policy,
+    seeds: Sequence[int],
+    batched: bool | None = None,
+) -> Result:
+    """Score ``policy`` on one episode per seed (batched when the task can, unless told)."""
+    if not len(seeds):
+        raise ValueError("no episodes to evaluate")
+    use_batched = task.make_batched_env is not None if batched is None else batched
+    run = run_batched if use_batched else run_envs
+    return summarize(task, run(task, env_config, policy, seeds))
+
+
+# -- the trained policy against the baselines ------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Policies on the same seeded episodes, and the task's score of the trained one."""
+
+    policies: dict[str, Result]
+    """``trained``, ``random``, then the task's baselines."""
+    score: float | None
+    """(trained - random) / (reference - random) on the task's score metric, if defined."""
+    score_note: str
+    """What the score means, or why it is undefined."""
+
+
+def baseline_policies(
+    task: Task, env_config: Mapping[str, Any], seed: int | None = None
+) -> dict[str, Policy]:
+    """``random`` and the task's named baselines, built for ``env_config``'s env."""
+    env = task.make_env(dict(env_config))
+    spaces = task.policy_spaces(env)
+    context = PolicyContext(
+        env_config=task.env_config(env_config),
+        observation_spaces={p: pair[0] for p, pair in spaces.items()},
+        action_spaces={p: pair[1] for p, pair in spaces.items()},
+        seed=seed,
+    )
+    made: dict[str, Policy] = {"random": RandomPolicy(context.action_spaces, seed)}
+    for name, factory in task.baselines.items():
+        made[name] = factory(context)
+    return made
+
+
+def compare(
+    task: Task,
+    env_config: Mapping[str, Any],
+    trained: Policy,
+    seeds: Sequence[int],
+    *,
+    batched: bool | None = None,
+    run: Callable[..., Result] = evaluate,
+) -> Comparison:
+    """``trained``, random (seeded with the first episode's seed) and the task's baselines."""
+    contenders = {"trained": trained, **baseline_policies(task, env_config, int(seeds[0]))}
+    results = {name: run(task, env_config, p, seeds, batched) for name, p in contenders.items()}
+    score, note = task_score(task, results)
+    return Comparison(results, score, note)
+
+
+def task_score(task: Task, results: Mapping[str, Result]) -> tuple[float | None, str]:
+    """The task's score of ``trained`` among ``results``, and what it means (or why none)."""
+    score = task.score
+    if score is None:
+        return None, "the task declares no score"
+    value = {name: r.metrics[score.metric] for name, r in results.items()}
+    baselines = [name for name in results if name not in ("trained", "random")]
+    reference = (
+        max(baselines, key=lambda n: value[n]) if score.reference == "best" else score.reference
+    )
+    span = value[reference] - value["random"]
+    if not math.isfinite(span) or abs(span) < 1e-9:
+        return None, (
+            f"undefined: {reference} and random score the same {score.metric} "
+            f"({value['random']:.3f}) on these episodes, so there is no range to place "
+            "the trained policy in"
+        )
+    normalized = (value["trained"] - value["random"]) / span
+    return normalized, f"0 = random, 1 = {reference}"

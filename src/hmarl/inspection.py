@@ -7,20 +7,14 @@ parameters with their shapes, and the parameter counts. The numbers come from th
 modules' own parameters, never from their configs. ``to_dict()`` gives JSON for
 programs; :func:`print_policies` draws a table per policy for people.
 
->>> from hmarl.rl_modules import GoalReachingModule
->>> from hmarl.yard import ChickenYardEnv
->>> env = ChickenYardEnv()
->>> module = GoalReachingModule(
-...     observation_space=env.observation_spaces["robot_1_low"],
-...     action_space=env.action_spaces["robot_1_low"],
-...     model_config={"hidden_sizes": [8]},
-... )
->>> summary = describe_policies({"low_level_policy": module})["low_level_policy"]
+>>> from torch import nn
+>>> policy = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+>>> summary = describe_policies({"low_level_policy": policy})["low_level_policy"]
 >>> first = summary.layers[0]
 >>> first.name, first.kind, first.shapes, first.parameters
-('policy_net.0', 'Linear', {'weight': (8, 5), 'bias': (8,)}, 48)
+('0', 'Linear', {'weight': (8, 5), 'bias': (8,)}, 48)
 >>> summary.total_parameters
-177
+75
 """
 
 from __future__ import annotations
@@ -58,7 +52,7 @@ class PolicySummary:
     policy: str
     """The policy (module) id, e.g. ``high_level_policy``."""
     module_class: str
-    """Qualified class name, e.g. ``hmarl.rl_modules.ChickenSetModule``."""
+    """Qualified class name, e.g. ``mytasks.modules.SetScorer``."""
     observation_space: dict[str, str] | str
     """Each field of a Dict space by name, or the space itself; "unknown" if not set."""
     action_space: str

@@ -1,50 +1,88 @@
-"""Per-level training metrics, logged by RLlib's env runners from the yard's infos.
+"""Per-policy training metrics: returns per agent-episode and the task's metrics from infos.
 
-RLlib reports returns per policy; what we want to watch is what each level is
-for: the high level's compatibility with its chosen chicken and the low level's
-success rate and steps to arrive. The yard puts them in the infos of finishing
-agents; this callback averages them into the training results under
-``env_runners/<name>``.
+RLlib reports each policy's return summed over all of its agents in an episode,
+which grows with the number of agents. hmarl logs, for every agent that finished
+an episode, its own return under ``env_runners/hmarl/return/<policy>``, and the
+task's :class:`~hmarl.task.Metric` values from its last info under
+``env_runners/hmarl/<metric>``, each averaged over the last ``WINDOW`` values. The
+schedule reads ``env_runners/hmarl/count/<metric>``, how many values a metric has
+had since training began.
+
+:class:`EpisodeMetrics` is RLlib's ``on_episode_end`` callback for the stock env
+runners; hmarl's batched sampler logs the same keys through :func:`log_agent_episode`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ray.rllib.callbacks.callbacks import RLlibCallback
+from hmarl.task import Metric
 
-#: Result keys (under ``env_runners``) this callback fills.
-COMPATIBILITY = "high_level_compatibility"
-SUCCESS = "low_level_success"
-STEPS_TO_ARRIVE = "low_level_steps_to_arrive"
-FINISHED = "low_level_finished"
-"""Robots finished (arrived or timed out) since training began."""
 WINDOW = 200
-"""Finished robots averaged over: recent enough to follow learning, large enough to be steady."""
+"""Values averaged over: recent enough to follow learning, large enough to be steady."""
 
 
-class YardMetrics(RLlibCallback):
-    """Log each finished robot's compatibility, arrival and steps."""
+def return_key(policy: str) -> tuple[str, ...]:
+    return ("hmarl", "return", policy)
 
-    def on_episode_end(
+
+def metric_key(name: str) -> tuple[str, ...]:
+    return ("hmarl", name)
+
+
+def count_key(name: str) -> tuple[str, ...]:
+    return ("hmarl", "count", name)
+
+
+def log_agent_episode(
+    logger: Any,
+    metrics: Sequence[Metric],
+    policy: str,
+    episode_return: float,
+    info: Mapping[str, Any],
+) -> None:
+    """Log one finished agent-episode: its return and the metrics its last info gives."""
+    logger.log_value(return_key(policy), float(episode_return), window=WINDOW)
+    for metric in metrics:
+        if metric.policy != policy:
+            continue
+        value = info.get(metric.key)
+        if value is None or (metric.where is not None and not info.get(metric.where)):
+            continue
+        value = float(value)
+        if math.isfinite(value):
+            logger.log_value(metric_key(metric.name), value, window=WINDOW)
+            logger.log_value(count_key(metric.name), 1, reduce="lifetime_sum")
+
+
+class EpisodeMetrics:
+    """``on_episode_end`` callback: log every agent-episode of the finished episode.
+
+    With ``batch_mode="truncate_episodes"`` an episode arrives in chunks; an agent's
+    return is summed over them and its last info is the one of the chunk it ended in.
+    """
+
+    def __init__(self, metrics: Sequence[Metric], policy_of: Callable[[str], str]) -> None:
+        self.metrics = tuple(metrics)
+        self.policy_of = policy_of
+
+    def __call__(
         self,
         *,
         episode: Any,
-        prev_episode_chunks: list | None = None,
         metrics_logger: Any,
+        prev_episode_chunks: list | None = None,
         **kwargs: Any,
     ) -> None:
-        # With truncate_episodes a robot may have finished in an earlier chunk.
+        returns: dict[str, float] = {}
+        infos: dict[str, Mapping[str, Any]] = {}
         for chunk in [*(prev_episode_chunks or []), episode]:
             for agent, agent_episode in chunk.agent_episodes.items():
-                # Chunks cut by RLlib end "truncated" too, without the yard's infos.
-                info = agent_episode.get_infos(-1) if agent_episode.is_done else {}
-                if "arrived" not in info:
-                    continue
-                if agent.endswith("_high") and info.get("compatibility") is not None:
-                    metrics_logger.log_value(COMPATIBILITY, info["compatibility"], window=WINDOW)
-                elif agent.endswith("_low"):
-                    metrics_logger.log_value(SUCCESS, float(info["arrived"]), window=WINDOW)
-                    metrics_logger.log_value(FINISHED, 1, reduce="lifetime_sum")
-                    if info["arrived"]:
-                        metrics_logger.log_value(STEPS_TO_ARRIVE, info["steps"], window=WINDOW)
+                returns[agent] = returns.get(agent, 0.0) + agent_episode.get_return()
+                info = agent_episode.get_infos(-1)
+                infos[agent] = info if isinstance(info, Mapping) else {}
+        for agent, episode_return in returns.items():
+            policy = self.policy_of(agent)
+            log_agent_episode(metrics_logger, self.metrics, policy, episode_return, infos[agent])

@@ -1,18 +1,18 @@
-"""Learning curves from a run's logs, drawn to a PNG: what ``hmarl plot`` shows.
+"""Learning curves from a run's logs, drawn to a PNG: what ``hmarl plot`` shows, for any task.
 
 Every run writes ``result.json``, one JSON line per training iteration: Tune into
 each trial folder, :mod:`hmarl.run_log` into a direct run's folder. So one reader
-serves both, and :func:`plot_run` takes a direct run's folder, a Tune experiment
-folder or a single trial folder. Every ``result.json`` below the folder is a trial
-and gets its own line (an experiment from ``hmarl train`` has one trial).
+serves both, and :func:`plot_run` takes a run folder or a single trial folder.
+Every ``result.json`` below the folder is a trial and gets its own line.
 
-Six panels share one x axis, environment steps sampled; the top axis shows the
-training time they took. They are each policy's mean episode return, the episode
-length, the high level's compatibility with the chicken it chose, and the low
-level's success rate and steps to arrive. Dashed lines mark the random and oracle
-policies' levels on seeded episodes of the run's yard (:func:`reference_levels`),
-and a dotted line marks where the high level started to train (see
-:mod:`hmarl.algorithm`).
+The panels share one x axis, environment steps sampled (the top axis shows the
+training time they took): each policy's mean return per agent-episode, the
+episode length, each of the task's metrics, and the learning itself, one line
+per policy: entropy, KL divergence, clip fraction and the value function's
+explained variance. Dashed lines mark the random policy's and the task's
+baselines' levels on seeded episodes of the run's env (:func:`reference_levels`;
+the run's folder records its task and env), and a dotted line marks where the
+schedule let a held policy start to learn (see :mod:`hmarl.algorithm`).
 
 A run resumed after an interruption repeats the iterations since its last
 checkpoint; the repeats replace the lines they redo, so the curves show the run
@@ -21,7 +21,6 @@ that the checkpoints hold.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -32,59 +31,72 @@ from typing import Any
 
 import numpy as np
 
-from hmarl.algorithm import HIGH_LEVEL_POLICY, LOW_LEVEL_POLICY
-from hmarl.evaluation import Metrics, episode_seeds, evaluate
-from hmarl.metrics import COMPATIBILITY, STEPS_TO_ARRIVE, SUCCESS
-from hmarl.report import clock
-from hmarl.simulation import YardConfig
+from hmarl.evaluation import Result, episode_seeds
+from hmarl.metrics import metric_key, return_key
+from hmarl.report import clock, label, short
+from hmarl.runs import find_run
+from hmarl.task import Task, TaskError
 from hmarl.training import RESULT_FILE
 
 REFERENCE_EPISODES = 300
 """Seeded episodes the reference levels are measured on: steady to about 0.01, in a second."""
-PARAMS_FILE = "params.json"
-"""Tune's record of a trial's config, beside its ``result.json``; ``env_config`` is the yard."""
 DPI = 110
+COLUMNS = 3
 
-Reference = Mapping[str, Metrics | Mapping[str, float | None]]
-"""Levels to draw, by name: :class:`Metrics`, or their ``to_dict()`` form (None = not known)."""
+Reference = Mapping[str, Mapping[str, Any]]
+"""Levels to draw, by policy name: ``{"returns": {policy: value}, metric: value}`` (as
+``hmarl evaluate --json`` prints each policy; None = not known)."""
 
 
 @dataclass(frozen=True)
 class Panel:
     title: str
-    key: str
-    """'/'-joined path to the value in a result line."""
-    reference: str | None = None
-    """The :class:`Metrics` field whose random and oracle levels this panel shows."""
-    rate: bool = False
-    """A fraction: the y axis spans 0 to 1."""
+    keys: dict[str, str]
+    """Line label -> '/'-joined path to the value in a result line."""
+    reference: tuple[str, ...] | None = None
+    """Where this panel's reference level sits in a policy's levels: ("returns", policy)
+    or (metric,)."""
 
 
-PANELS = (
-    Panel(
-        "high level: mean episode return",
-        f"env_runners/module_episode_returns_mean/{HIGH_LEVEL_POLICY}",
-    ),
-    Panel(
-        "low level: mean episode return",
-        f"env_runners/module_episode_returns_mean/{LOW_LEVEL_POLICY}",
-    ),
-    Panel("mean episode length (env steps)", "env_runners/episode_len_mean"),
-    Panel(
-        "high level: compatibility with chosen chicken",
-        f"env_runners/{COMPATIBILITY}",
-        reference="mean_compatibility",
-    ),
-    Panel("low level: success rate", f"env_runners/{SUCCESS}", reference="success_rate", rate=True),
-    Panel(
-        "low level: moves to arrive (arrivals only)",
-        f"env_runners/{STEPS_TO_ARRIVE}",
-        reference="mean_steps",
-    ),
+def panels(task: Task | None, policies: list[str]) -> list[Panel]:
+    """The panels of a run of ``task`` whose results name ``policies``."""
+    made = [
+        Panel(
+            f"{short(p)}: mean return per agent",
+            {"": _path("env_runners", *return_key(p))},
+            reference=("returns", p),
+        )
+        for p in policies
+    ]
+    made.append(Panel("mean episode length (env steps)", {"": "env_runners/episode_len_mean"}))
+    for metric in task.metrics if task else ():
+        title = f"{short(metric.policy)}: {label(metric.name)}"
+        made.append(
+            Panel(
+                title,
+                {"": _path("env_runners", *metric_key(metric.name))},
+                reference=(metric.name,),
+            )
+        )
+    for key, title in LEARNING_PANELS:
+        made.append(Panel(title, {short(p): f"learners/{p}/{key}" for p in policies}))
+    return made
+
+
+LEARNING_PANELS = (
+    ("entropy", "learning: policy entropy"),
+    ("mean_kl_loss", "learning: KL divergence per update"),
+    ("clip_fraction", "learning: clip fraction"),
+    ("vf_explained_var", "learning: value explained variance"),
 )
 
-REFERENCE_COLORS = {"random": "#d62728", "oracle": "#2ca02c"}
+RANDOM_COLOR = "#d62728"
+BASELINE_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 TRIAL_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+
+
+def _path(*parts: str) -> str:
+    return "/".join(parts)
 
 
 @dataclass
@@ -93,17 +105,25 @@ class Trial:
 
     name: str
     folder: Path
-    yard: YardConfig | None
-    """The yard from the trial's ``params.json``; None when the folder records none."""
     iterations: np.ndarray
     steps: np.ndarray
     """Environment steps sampled so far, at the end of each iteration."""
     seconds: np.ndarray
     """Training time so far (the iterations' own time, without start-up and checkpoints)."""
-    curves: dict[str, np.ndarray]
-    """A series per panel key; NaN where the iteration had no value (no episode finished)."""
-    high_level_start: float | None
-    """Steps at which the high level started to train (None: from the start, or not yet)."""
+    rows: list[dict[str, Any]]
+    schedule_start: float | None
+    """Steps at which the schedule let the held policy learn (None: from the start, or not yet)."""
+
+    def curve(self, key: str) -> np.ndarray:
+        """A series per iteration; NaN where the iteration had no value."""
+        return np.array([_value(row, key) for row in self.rows])
+
+    def policies(self) -> list[str]:
+        """The policies the results report returns for."""
+        found: dict[str, None] = {}
+        for row in self.rows:
+            found |= dict.fromkeys(_lookup(row, "env_runners/hmarl/return") or {})
+        return list(found)
 
 
 def find_results(run_dir: Path) -> list[Path]:
@@ -125,7 +145,7 @@ def find_results(run_dir: Path) -> list[Path]:
 
 
 def read_trial(result_file: Path) -> Trial:
-    """One trial's ``result.json`` (and ``params.json`` beside it, if any)."""
+    """One trial's ``result.json``."""
     result_file = Path(result_file)
     rows = _read_rows(result_file)
     kept: list[dict[str, Any]] = []
@@ -134,34 +154,36 @@ def read_trial(result_file: Path) -> Trial:
         while kept and kept[-1]["training_iteration"] >= row["training_iteration"]:
             kept.pop()
         kept.append(row)
-    training = np.array([_value(row, "high_level_training") for row in kept])
-    started = np.flatnonzero(training >= 0.5)
+    opened = np.array([_value(row, "hmarl/schedule_open") for row in kept])
     steps = np.array([_value(row, "num_env_steps_sampled_lifetime") for row in kept])
+    first_open = np.flatnonzero(opened >= 0.5)
     # Tune's trial ids are short and unique; a direct run's is "default".
     trial_id = kept[-1].get("trial_id")
     named = isinstance(trial_id, str) and trial_id not in ("", "default")
     return Trial(
         name=trial_id if named else result_file.parent.name,
         folder=result_file.parent,
-        yard=_recorded_yard(result_file.parent),
         iterations=np.array([row["training_iteration"] for row in kept]),
         steps=steps,
         seconds=np.cumsum([_value(row, "time_this_iter_s") for row in kept]),
-        curves={p.key: np.array([_value(row, p.key) for row in kept]) for p in PANELS},
-        high_level_start=float(steps[started[0] - 1]) if started.size and started[0] > 0 else None,
+        rows=kept,
+        # Opened at the end of that iteration: learning starts after its steps.
+        schedule_start=float(steps[first_open[0]])
+        if first_open.size and np.isfinite(opened[0]) and opened[0] < 0.5
+        else None,
     )
 
 
 def reference_levels(
-    config: YardConfig, episodes: int = REFERENCE_EPISODES, seed: int = 0
-) -> dict[str, Metrics]:
-    """The random and the oracle policy on the same seeded episodes of ``config``'s yard."""
-    from hmarl.baselines import OraclePolicy, RandomPolicy
+    task: Task, env_config: dict[str, Any], episodes: int = REFERENCE_EPISODES
+) -> dict[str, Result]:
+    """The random policy and the task's baselines on the same seeded episodes of its env."""
+    from hmarl.evaluation import baseline_policies, evaluate
 
-    seeds = episode_seeds(seed, episodes)
+    seeds = episode_seeds(None, episodes)
     return {
-        "random": evaluate(RandomPolicy(config, seed), config, seeds),
-        "oracle": evaluate(OraclePolicy(config), config, seeds),
+        name: evaluate(task, env_config, policy, seeds)
+        for name, policy in baseline_policies(task, env_config, seeds[0]).items()
     }
 
 
@@ -176,9 +198,8 @@ def plot_run(
 
     ``reference`` names the levels to draw as dashed lines (``{}`` for none); by
     default they are :func:`reference_levels` on ``reference_episodes`` episodes of
-    the run's yard: from Tune's ``params.json``, or the default yard for a run that
-    records none (a direct run), which the figure then says. The file is written
-    whole or not at all (a temporary file, then a rename). Returns ``out``.
+    the run's task and env, from the run's record. The file is written whole or not
+    at all (a temporary file, then a rename). Returns ``out``.
 
     Raises ValueError if ``run_dir`` holds no readable ``result.json`` (missing,
     empty or corrupt) or ``out`` is not a ``.png`` file that can be written.
@@ -188,14 +209,29 @@ def plot_run(
     out = Path(out)
     _check_writable(out)
     run_dir = Path(run_dir)
-    results = find_results(run_dir)
-    trials = [read_trial(path) for path in results]
+    trials = [read_trial(path) for path in find_results(run_dir)]
+    run = find_run(run_dir)
+    task, note = None, ""
+    if run is not None:
+        try:
+            task = run[1].load_task()
+        except TaskError as err:
+            note = f"the run's task cannot be loaded ({err})"
     if reference is not None:
-        levels = {name: _as_metrics(name, value) for name, value in reference.items()}
-        note = "dashed: the reference levels given" if levels else ""
+        levels = {name: _checked_levels(name, value) for name, value in reference.items()}
+        note = "dashed: the reference levels given" if levels else note
+    elif task is not None:
+        env_config = task.env_config_dict(run[1].env_config)
+        computed = reference_levels(task, env_config, reference_episodes)
+        levels = {name: result.to_dict() for name, result in computed.items()}
+        note = (
+            f"dashed: {', '.join(levels)} on {reference_episodes} seeded episodes of the run's env"
+        )
     else:
-        levels, note = _computed_references(trials, reference_episodes)
-    figure = _draw(trials, levels, title=run_dir.resolve().name, note=note)
+        levels = {}
+        note = note or "no reference levels: the folder records no task"
+    policies = list(dict.fromkeys(p for trial in trials for p in trial.policies()))
+    figure = _draw(trials, panels(task, policies), levels, title=run_dir.resolve().name, note=note)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         with open(tmp, "wb") as file:
@@ -266,88 +302,101 @@ def _value(row: dict[str, Any], key: str) -> float:
         return math.nan
 
 
-def _recorded_yard(folder: Path) -> YardConfig | None:
-    path = folder / PARAMS_FILE
-    if not path.is_file():
-        return None
-    try:
-        return YardConfig.from_dict(json.loads(path.read_text()).get("env_config") or {})
-    except (OSError, json.JSONDecodeError, AttributeError, ValueError, TypeError) as err:
-        raise ValueError(f"cannot read the yard config in {path}: {err}") from None
-
-
-def _as_metrics(name: str, value: Metrics | Mapping[str, float | None]) -> Metrics:
-    if isinstance(value, Metrics):
-        return value
-    fields = {f.name for f in dataclasses.fields(Metrics)}
-    if not isinstance(value, Mapping) or set(value) - fields:
+def _checked_levels(name: str, value: Any) -> Mapping[str, Any]:
+    if isinstance(value, Result):
+        return value.to_dict()
+    if not isinstance(value, Mapping) or not isinstance(value.get("returns", {}), Mapping):
         raise ValueError(
-            f"reference {name!r}: expected Metrics or a dict of {', '.join(sorted(fields))}"
+            f"reference {name!r}: expected a Result or a dict like hmarl evaluate --json prints "
+            "per policy ({'returns': {policy: value}, metric: value})"
         )
-    return Metrics(**{f: math.nan if value.get(f) is None else float(value[f]) for f in fields})
+    return value
 
 
-def _computed_references(trials: list[Trial], episodes: int) -> tuple[dict[str, Metrics], str]:
-    yards = {trial.yard for trial in trials}
-    if len(yards) > 1:
-        return {}, "no reference levels: the trials ran on different yards"
-    (yard,) = yards
-    whose = "the run's yard" if yard is not None else "the default yard (the run records none)"
-    yard = yard or YardConfig()
-    note = (
-        f"dashed: random and oracle policies on {episodes} seeded episodes of {whose}: "
-        f"{yard.num_robots} robots, {yard.num_chickens} chickens, time limit {yard.timeout}"
-    )
-    return reference_levels(yard, episodes), note
+def _level(levels: Mapping[str, Any], where: tuple[str, ...]) -> float | None:
+    for part in where:
+        if not isinstance(levels, Mapping):
+            return None
+        levels = levels.get(part)
+    try:
+        value = float(levels)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
-def _draw(trials: list[Trial], references: dict[str, Metrics], title: str, note: str) -> Any:
+def _draw(
+    trials: list[Trial],
+    shown: list[Panel],
+    references: dict[str, Mapping[str, Any]],
+    title: str,
+    note: str,
+) -> Any:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.ticker import EngFormatter
 
+    rows = -(-len(shown) // COLUMNS)
     # A Figure without pyplot: no GUI backend, no global state; it renders with Agg.
-    figure = Figure(figsize=(14, 8), layout="constrained")
-    axes = figure.subplots(2, 3, sharex=True)
+    figure = Figure(figsize=(14, 1.5 + 2.6 * rows), layout="constrained")
+    axes = figure.subplots(rows, COLUMNS, sharex=True, squeeze=False)
     many = len(trials) > 1
     colors = [TRIAL_COLORS[i % len(TRIAL_COLORS)] for i in range(len(trials))]
-    for ax, panel in zip(axes.flat, PANELS, strict=True):
-        ax.set_title(panel.title, fontsize=11)
+    styles = ("-", "--", ":", "-.")
+    for ax in axes.flat[len(shown) :]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, shown, strict=False):
+        ax.set_title(panel.title, fontsize=10)
+        has_data = False
         for trial, color in zip(trials, colors, strict=True):
-            values = trial.curves[panel.key]
-            # Early iterations are NaN-separated points: markers keep them visible.
-            marker = "o" if len(values) <= 40 else None
-            ax.plot(trial.steps, values, color=color, lw=1.8, marker=marker, ms=3.5)
-            if trial.high_level_start is not None:
-                ax.axvline(trial.high_level_start, color=color if many else "0.45", ls=":")
-        if not any(np.isfinite(t.curves[panel.key]).any() for t in trials):
+            for n, (name, key) in enumerate(panel.keys.items()):
+                values = trial.curve(key)
+                has_data |= bool(np.isfinite(values).any())
+                # Early iterations are NaN-separated points: markers keep them visible.
+                marker = "o" if len(values) <= 40 else None
+                line_color = color if many or len(panel.keys) == 1 else f"C{n}"
+                ax.plot(
+                    trial.steps,
+                    values,
+                    color=line_color,
+                    lw=1.6,
+                    marker=marker,
+                    ms=3,
+                    ls=styles[n % len(styles)] if many else "-",
+                    label=name or None,
+                )
+            if trial.schedule_start is not None:
+                ax.axvline(trial.schedule_start, color=color if many else "0.45", ls=":")
+        if not has_data:
             ax.text(0.5, 0.5, "no data yet", transform=ax.transAxes, ha="center", color="0.5")
         if panel.reference is not None:
             _reference_lines(ax, references, panel.reference)
-        if panel.rate:
-            ax.set_ylim(-0.03, 1.03)
+        if len(panel.keys) > 1:
+            ax.legend(fontsize=7, loc="best")
         # From the start of training, so its length shows; set, not autoscaled, so
         # that panels without data yet keep the same axis.
         ax.set_xlim(0, 1.03 * max(1.0, *(float(np.nanmax(t.steps)) for t in trials)))
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.tick_params(labelsize=9)
-    for ax in axes[1]:
-        ax.set_xlabel("environment steps sampled")
+        ax.tick_params(labelsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("environment steps sampled", fontsize=9)
     if not many:
         for ax in axes[0]:
-            _time_axis(ax, trials[0])
+            if ax.get_visible():
+                _time_axis(ax, trials[0])
     figure.suptitle(f"Learning curves: {title}\n{_summary(trials)}", fontsize=13)
 
     handles = {}
     for trial, color in zip(trials, colors, strict=True):
-        label = _trial_label(trial) if many else "trained policy"
-        handles[label] = Line2D([], [], color=color, lw=1.8)
-    if any(trial.high_level_start is not None for trial in trials):
-        handles["high level starts training"] = Line2D([], [], color="0.45", ls=":")
+        name = _trial_label(trial) if many else "trained policy"
+        handles[name] = Line2D([], [], color=color, lw=1.8)
+    if any(trial.schedule_start is not None for trial in trials):
+        handles["schedule lets the held policy learn"] = Line2D([], [], color="0.45", ls=":")
     for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            if name.endswith(" policy"):
+                handles.setdefault(name, handle)
     legend = figure.legend(
         handles.values(),
         handles.keys(),
@@ -368,13 +417,20 @@ def _trial_label(trial: Trial) -> str:
     return f"{trial.name} ({clock(trial.seconds[-1])})"
 
 
-def _reference_lines(ax: Any, references: dict[str, Metrics], field: str) -> None:
-    levels = {name: getattr(m, field) for name, m in references.items()}
+def _reference_lines(
+    ax: Any, references: dict[str, Mapping[str, Any]], where: tuple[str, ...]
+) -> None:
+    levels = {name: _level(levels, where) for name, levels in references.items()}
     # e.g. no random robot arrived, so random has no steps to arrive: no line
-    levels = {name: value for name, value in levels.items() if math.isfinite(value)}
-    for i, (name, value) in enumerate(levels.items()):
-        color = REFERENCE_COLORS.get(name, f"C{4 + i}")
-        ax.axhline(value, color=color, ls="--", lw=1.3, label=f"{name} policy")
+    levels = {name: value for name, value in levels.items() if value is not None}
+    baselines = [name for name in references if name != "random"]
+    for name, value in levels.items():
+        color = (
+            RANDOM_COLOR
+            if name == "random"
+            else BASELINE_COLORS[baselines.index(name) % len(BASELINE_COLORS)]
+        )
+        ax.axhline(value, color=color, ls="--", lw=1.2, label=f"{name} policy")
         # The top line's label goes under it, where the axes' edge cannot clip it.
         below = len(levels) > 1 and value == max(levels.values())
         ax.annotate(
@@ -385,7 +441,7 @@ def _reference_lines(ax: Any, references: dict[str, Metrics], field: str) -> Non
             textcoords="offset points",
             ha="right",
             va="top" if below else "bottom",
-            fontsize=8,
+            fontsize=7,
             color=color,
         )
 

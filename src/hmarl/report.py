@@ -4,18 +4,42 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from hmarl.evaluation import Episode, Metrics
-from hmarl.metrics import COMPATIBILITY, SUCCESS
+from hmarl.evaluation import Comparison, Episode, Result
+from hmarl.metrics import metric_key, return_key
+from hmarl.task import Task
 
 console = Console(highlight=False)
+if not console.is_terminal:
+    # Piped or captured output has no width to fit; rich would squeeze tables into 80.
+    console.width = 120
+
+LEARNING_STATS = (
+    ("entropy", "H"),
+    ("mean_kl_loss", "kl"),
+    ("clip_fraction", "clip"),
+    ("vf_explained_var", "ev"),
+)
+"""Per-policy learner results shown compactly in the progress line (key, label)."""
 
 
-def _num(value: float, digits: int = 3) -> str:
+def num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def short(policy: str) -> str:
+    """A policy id for narrow columns: ``high_level_policy`` -> ``high_level``."""
+    return policy.removesuffix("_policy")
+
+
+def label(name: str) -> str:
+    """A metric name for people: ``mean_compatibility`` -> ``mean compatibility``."""
+    return name.replace("_", " ")
 
 
 def print_episode(episode: Episode) -> None:
@@ -23,69 +47,133 @@ def print_episode(episode: Episode) -> None:
     console.print(f"episode seed {episode.seed}: {episode.steps} steps  {rewards}", soft_wrap=True)
 
 
-def print_metrics_table(
-    rows: dict[str, Metrics], title: str, normalized: float | None = None
-) -> None:
-    table = Table(title=title)
+def print_results_table(task: Task, rows: dict[str, Result], title: str) -> None:
+    """A row per policy: each task metric, then the mean return per agent of each policy id."""
+    table = Table(title=escape(title))
     table.add_column("policy")
-    table.add_column("mean compatibility", justify="right")
-    table.add_column("success rate", justify="right")
-    table.add_column("mean steps to arrive", justify="right")
-    for name, m in rows.items():
-        table.add_row(name, _num(m.mean_compatibility), _num(m.success_rate), _num(m.mean_steps, 1))
+    for metric in task.metrics:
+        table.add_column(label(metric.name), justify="right")
+    policies = list(next(iter(rows.values())).returns)
+    for policy in policies:
+        table.add_column(f"return {short(policy)}", justify="right")
+    for name, result in rows.items():
+        metrics = [num(result.metrics[m.name]) for m in task.metrics]
+        returns = [num(result.returns.get(p, math.nan)) for p in policies]
+        table.add_row(name, *metrics, *returns)
     console.print(table)
-    if normalized is not None:
-        console.print(f"normalised high-level score: {normalized:.3f} (0 = random, 1 = oracle)")
+
+
+def print_comparison(task: Task, comparison: Comparison, title: str) -> None:
+    print_results_table(task, comparison.policies, title)
+    if task.score is None:
+        return
+    if comparison.score is None:
+        console.print(f"normalised score: {escape(comparison.score_note)}")
+    else:
+        console.print(
+            f"normalised score ({label(task.score.metric)}): {comparison.score:.3f} "
+            f"({escape(comparison.score_note)})"
+        )
 
 
 class TrainingProgress:
     """One line per training iteration, under a progress bar when on a terminal."""
 
-    def __init__(self, stop_iters: int | None, time_budget: float | None, started: float) -> None:
+    def __init__(self, plan: Any, started: float) -> None:
         from rich.progress import BarColumn, Progress, TextColumn
 
+        cfg = plan.cfg
+        self.task: Task = plan.task
+        self.policies = list(plan.policies)
         self.start = started
-        self.time_budget = time_budget
+        self.time_budget = cfg.time_budget
         # The bar counts iterations when there is a count, otherwise seconds.
-        self.total = stop_iters or time_budget
-        self.by_iterations = stop_iters is not None
+        self.by_iterations = cfg.stop_iters is not None
+        self.total = cfg.stop_iters or cfg.time_budget
         self._progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
             console=console,
             transient=True,
-            disable=not console.is_terminal,
+            disable=not console.is_terminal or self.total is None,
         )
-        self._task = self._progress.add_task("training", total=self.total)
+        self._bar = self._progress.add_task("training", total=self.total)
         self._last_steps, self._last_time = 0.0, time.monotonic()
+        self._warned = False
         self._progress.start()
 
     def update(self, result: dict) -> None:
         runners = result.get("env_runners", {})
-        returns = runners.get("module_episode_returns_mean", {})
         now = time.monotonic()
         steps = float(result.get("num_env_steps_sampled_lifetime", 0.0))
         rate = (steps - self._last_steps) / max(now - self._last_time, 1e-9)
         self._last_steps, self._last_time = steps, now
         elapsed = now - self.start
         left = None if self.time_budget is None else max(0.0, self.time_budget - elapsed)
-        line = (
-            f"iter {result['training_iteration']:>4}"
-            f"  return high {_num(returns.get('high_level_policy', math.nan), 2):>6}"
-            f" low {_num(returns.get('low_level_policy', math.nan), 2):>6}"
-            f"  len {_num(runners.get('episode_len_mean', math.nan), 1):>6}"
-            f"  compat {_num(runners.get(COMPATIBILITY, math.nan))}"
-            f"  success {_num(runners.get(SUCCESS, math.nan))}"
-            f"  {rate:>6,.0f} steps/s"
-            f"  {clock(elapsed)} elapsed" + (f", {clock(left)} left" if left is not None else "")
+        returns = " ".join(
+            f"{short(p)} {num(_get(runners, return_key(p)), 2)}" for p in self.policies
         )
-        self._progress.console.print(line, soft_wrap=True)
+        metrics = "".join(
+            f"  {label(m.name)} {num(_get(runners, metric_key(m.name)))}" for m in self.task.metrics
+        )
+        line = (
+            f"iter {result['training_iteration']:>4}  return {returns}{metrics}"
+            f"  {rate:>6,.0f} steps/s  {clock(elapsed)}"
+            + (f", {clock(left)} left" if left is not None else "")
+            + self._learning(result)
+        )
+        self._progress.console.print(escape(line), soft_wrap=True)
+        self._schedule_warning(result, steps)
         done = result["training_iteration"] if self.by_iterations else elapsed
-        self._progress.update(self._task, completed=done)
+        self._progress.update(self._bar, completed=done)
+
+    def _learning(self, result: dict) -> str:
+        """Per policy: entropy, KL, clip fraction, explained variance of the last update."""
+        learners = result.get("learners", {})
+        parts = []
+        for policy in self.policies:
+            stats = learners.get(policy, {})
+            values = [f"{tag} {num(_float(stats.get(key)), 2)}" for key, tag in LEARNING_STATS]
+            parts.append(f"{short(policy)}: {' '.join(values)}")
+        return "  [" + "; ".join(parts) + "]"
+
+    def _schedule_warning(self, result: dict, steps: float) -> None:
+        schedule = self.task.schedule
+        if self._warned or schedule is None:
+            return
+        if result.get("hmarl", {}).get("schedule_stalled"):
+            self._warned = True
+            seen = _get(result.get("env_runners", {}), metric_key(schedule.metric))
+            why = (
+                f"its metric {schedule.metric} has not appeared (does the env put "
+                f"{self.task.metric(schedule.metric).key!r} in the infos?)"
+                if seen is None
+                else f"{schedule.metric} is {num(seen)}, below {schedule.threshold}"
+            )
+            self._progress.console.print(
+                f"warning: after {steps:,.0f} env steps the schedule still holds "
+                f"{schedule.hold} back: {why}",
+                style="bold yellow",
+            )
 
     def close(self) -> None:
         self._progress.stop()
+
+
+def _get(tree: dict, key: tuple[str, ...]) -> float | None:
+    for part in key:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return _float(tree)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def clock(seconds: float) -> str:

@@ -15,8 +15,6 @@ from typing import Any
 
 from tensorboardX import SummaryWriter
 
-from hmarl.simulation import YardConfig
-
 
 def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Numeric leaves of a nested result, keyed by their '/'-joined path."""
@@ -31,15 +29,9 @@ def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 class RunLog:
-    """Append each iteration's result to ``result.json`` and TensorBoard.
+    """Append each iteration's result to ``result.json`` and TensorBoard."""
 
-    Like a Tune trial, the folder also gets ``params.json`` with the yard's
-    ``env_config``, so tools know which yard the run trained on.
-    """
-
-    def __init__(self, folder: Path, yard: YardConfig) -> None:
-        params = {"env_config": yard.to_dict()}
-        (Path(folder) / "params.json").write_text(json.dumps(params, indent=2))
+    def __init__(self, folder: Path) -> None:
         self._json = open(Path(folder) / "result.json", "a")  # noqa: SIM115 (kept open)
         self._tensorboard = SummaryWriter(str(folder), flush_secs=10)
 

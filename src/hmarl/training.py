@@ -1,7 +1,9 @@
-"""Training, top to bottom: settings, the RLlib config, then a run through Tune or directly.
+"""Training, top to bottom: settings, a plan, the RLlib config, then a run through Tune or directly.
 
-Read :func:`build_config` to see the whole RLlib setup in RLlib's own order
-(environment → env_runners → training → rl_module → multi_agent), and
+Read :class:`TrainConfig` for every setting, :func:`plan` for what is checked
+before anything starts (the task, its env config, the protocol of its env, the
+output folder), :func:`build_config` for the whole RLlib setup in RLlib's own
+order (environment → env_runners → training → rl_module → multi_agent), and
 :func:`train` for what a run does: start (or join) Ray, train until the stop
 condition, checkpoint, and return the final checkpoint's path.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+import math
 import os
 import shutil
 import time
@@ -18,149 +22,356 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ray import tune
-
-from hmarl.algorithm import (
-    HIGH_LEVEL_POLICY,
-    LOW_LEVEL_POLICY,
-    HierarchicalPPO,
-    HierarchicalPPOConfig,
-)
-from hmarl.checkpoints import CheckpointError, find_checkpoints, load_policy
-from hmarl.simulation import YardConfig
+from hmarl.evaluation import EVAL_SEED_BASE
+from hmarl.runs import RECORD_FILE, RunRecord, find_run
+from hmarl.settings import check_types
+from hmarl.task import Task, TaskError
 
 RESULT_FILE = "result.json"
 """One JSON line per iteration, Tune's format, in every run folder (Tune or not)."""
+LOG_FILE = "train.log"
+"""Ray's and RLlib's own messages during a run, kept off the terminal."""
+DEFAULT_TASK = "chicken_yard"
+MIN_FREE_BYTES = 50 * 2**20
+"""A run folder on a disk with less room than this is refused before training."""
 
 
 @dataclass
 class TrainConfig:
     """Everything a training run needs; the defaults are tuned for two CPU cores."""
 
-    yard: YardConfig = field(default_factory=YardConfig)
-    """The chicken yard to train on."""
-    name: str = "chicken_yard"
-    """Run name; the default output folder is ``runs/<name>``."""
+    task: str | None = None
+    """The task: a built-in or installed task's name, or module:attribute (default
+    chicken_yard; on --resume, the run's task)."""
+    env: dict[str, Any] = field(default_factory=dict)
+    """The task's env settings (the ``[env]`` table of a TOML file); the rest default."""
     out: Path | None = None
-    """Output folder for checkpoints, logs and TensorBoard files (default ``runs/<name>``)."""
+    """Run folder for checkpoints, logs and TensorBoard files (default ``runs/<task>``)."""
     stop_iters: int | None = None
-    """Stop after this many training iterations (None: no limit)."""
+    """Stop after this many training iterations."""
+    stop_timesteps: int | None = None
+    """Stop once this many env steps are sampled: a run length independent of the machine."""
     time_budget: float | None = None
     """Wall-clock seconds for the whole command; training stops in time to checkpoint."""
     checkpoint_every: int = 5
     """Iterations between checkpoints (and one at the end)."""
     seed: int = 0
-    """Seed for RLlib (module weights, env runners' env seeds)."""
+    """Seed for RLlib (module weights, env runners' env seeds), below 1,000,000."""
     use_tune: bool = True
     """Run through Ray Tune (checkpoint management, TensorBoard, resume); else directly."""
     resume: bool = False
-    """Continue the run in ``out`` from its last checkpoint."""
+    """Continue the run in ``out`` from its last complete checkpoint."""
     address: str | None = None
     """Ray cluster to join (``ray start --head`` address); None starts a local Ray."""
     num_env_runners: int = 0
     """Remote sampling processes; 0 samples in the training process (best on 2 cores)."""
     num_envs_per_env_runner: int = 16
-    """Yards stepped together per env runner, so one forward pass serves several."""
+    """Envs stepped together per env runner, so one forward pass serves several."""
     train_batch_size: int = 4000
     """Environment steps sampled per iteration."""
     minibatch_size: int = 1000
-    """PPO minibatch size (in agent steps per module)."""
+    """PPO minibatch size, in agent steps of one policy."""
     num_epochs: int = 4
-    """PPO passes over each batch."""
+    """PPO passes over each policy's samples per iteration."""
     lr: float = 1e-3
-    """Adam learning rate for both levels."""
+    """Adam learning rate of every policy (a task may set its own per policy)."""
     gamma: float = 0.99
-    """Discount per agent step."""
+    """Discount per env step (per decision with ``per-decision`` discounting)."""
     lambda_: float = 0.95
     """GAE lambda."""
     entropy_coeff: float = 0.003
-    """Entropy bonus; small, the levels have few actions."""
-    high_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden layer sizes of the high level's shared chicken scorer."""
-    low_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden layer sizes of the low level's networks."""
-    high_level_start_success: float = 0.9
-    """Low-level success rate at which the high level starts to train (see algorithm.py)."""
-    modules: str = "custom"
-    """"custom": our RL modules; "default": RLlib's MLPs on flattened observations."""
+    """Entropy bonus."""
+    hidden_sizes: list[int] | None = None
+    """Hidden layer sizes of every policy's networks (None: each module's own default)."""
+    modules: Literal["task", "default"] = "task"
+    """"task": the task's RL modules where it declares them; "default": RLlib's default
+    MLPs on flattened observations everywhere, for comparison."""
+    schedule_threshold: float | None = None
+    """Override the task's schedule threshold (0: no policy is held back)."""
+    schedule_timeout: int | None = 2_000_000
+    """Env steps after which a schedule still holding a policy back is reported."""
 
     def __post_init__(self) -> None:
-        for name in ("checkpoint_every", "train_batch_size", "minibatch_size", "num_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.num_env_runners < 0:
-            raise ValueError(f"num_env_runners must not be negative, got {self.num_env_runners}")
-        if self.num_envs_per_env_runner < 1:
-            raise ValueError(
-                f"num_envs_per_env_runner must be at least 1, got {self.num_envs_per_env_runner}"
+        if isinstance(self.out, str):
+            self.out = Path(self.out)
+        check_types(self)
+        at_least_one = (
+            "checkpoint_every",
+            "train_batch_size",
+            "minibatch_size",
+            "num_epochs",
+            "num_envs_per_env_runner",
+        )
+        for name in at_least_one:
+            _require(getattr(self, name) >= 1, name, "must be at least 1", getattr(self, name))
+        for name in ("stop_iters", "stop_timesteps", "schedule_timeout"):
+            value = getattr(self, name)
+            _require(value is None or value >= 1, name, "must be at least 1", value)
+        _require(
+            self.num_env_runners >= 0,
+            "num_env_runners",
+            "must not be negative",
+            self.num_env_runners,
+        )
+        _require(0 <= self.seed < 1_000_000, "seed", "must be in [0, 1000000)", self.seed)
+        _require(
+            self.time_budget is None or self.time_budget > 0,
+            "time_budget",
+            "must be positive seconds",
+            self.time_budget,
+        )
+        _require(
+            self.minibatch_size <= self.train_batch_size,
+            "minibatch_size",
+            f"must not exceed train_batch_size ({self.train_batch_size})",
+            self.minibatch_size,
+        )
+        _require(0 < self.lr <= 1, "lr", "must be in (0, 1]", self.lr)
+        _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1]", self.gamma)
+        _require(0 <= self.lambda_ <= 1, "lambda_", "must be in [0, 1]", self.lambda_)
+        _require(
+            self.entropy_coeff >= 0, "entropy_coeff", "must not be negative", self.entropy_coeff
+        )
+        if self.hidden_sizes is not None:
+            _require(
+                len(self.hidden_sizes) > 0 and min(self.hidden_sizes) >= 1,
+                "hidden_sizes",
+                "must be a non-empty list of positive sizes",
+                self.hidden_sizes,
             )
-        if self.stop_iters is not None and self.stop_iters < 1:
-            raise ValueError(f"stop_iters must be at least 1, got {self.stop_iters}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be positive seconds, got {self.time_budget}")
-        if self.minibatch_size > self.train_batch_size:
-            raise ValueError(
-                f"minibatch_size ({self.minibatch_size}) must not exceed "
-                f"train_batch_size ({self.train_batch_size})"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0.0 <= self.high_level_start_success <= 1.0:
-            raise ValueError(
-                f"high_level_start_success must be in [0, 1], got {self.high_level_start_success}"
-            )
-        if self.modules not in ("custom", "default"):
-            raise ValueError(f"modules must be 'custom' or 'default', got {self.modules!r}")
-        if self.out is None:
-            self.out = Path("runs") / self.name
-        self.out = Path(self.out)
+        _require(
+            self.schedule_threshold is None or math.isfinite(self.schedule_threshold),
+            "schedule_threshold",
+            "must be a finite number",
+            self.schedule_threshold,
+        )
 
     @classmethod
     def from_toml(cls, path: Path, **overrides: Any) -> TrainConfig:
-        """Read a TOML file: top-level keys are fields, a ``[yard]`` table the yard."""
+        """Read a TOML file: top-level keys are settings, an ``[env]`` table the task's env.
+
+        ``overrides`` (the command line's) win; an ``env`` override is merged into
+        the file's table key by key.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config file {path} is a folder, not a TOML file")
         try:
-            values = tomllib.loads(Path(path).read_text())
+            values = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ValueError(f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"config file {path} cannot be read: {err}") from None
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"config file {path} is not valid TOML: {err}") from None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
-        yard = YardConfig.from_dict({**values.pop("yard", {}), **overrides.pop("yard", {})})
-        return cls(yard=yard, **{**values, **overrides})
+            hint = " (the task's env settings go in an [env] table)" if "yard" in unknown else ""
+            raise ValueError(
+                f"config file {path}: unknown setting(s) {', '.join(unknown)}{hint}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        if not isinstance(values.get("env", {}), dict):
+            raise ValueError(f"config file {path}: env must be a table ([env])")
+        env = {**values.pop("env", {}), **overrides.pop("env", {})}
+        try:
+            return cls(env=env, **{**values, **overrides})
+        except ValueError as err:
+            raise ValueError(f"config file {path}: {err}") from None
 
 
-def policy_for_agent(agent_id: str, *args: Any, **kwargs: Any) -> str:
-    """Map ``robot_{i}_high`` to the high-level policy and ``robot_{i}_low`` to the low."""
-    if agent_id.endswith("_high"):
-        return HIGH_LEVEL_POLICY
-    if agent_id.endswith("_low"):
-        return LOW_LEVEL_POLICY
-    raise ValueError(f"agent id {agent_id!r} is neither a high- nor a low-level agent")
+def _require(ok: bool, name: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{name} {rule}, got {value!r}")
 
 
-def build_config(cfg: TrainConfig, start_from: Path | None = None) -> HierarchicalPPOConfig:
-    """The whole RLlib setup, in RLlib's order; ``start_from`` a checkpoint to continue."""
+# -- the plan: everything checked before Ray starts ------------------------------
+
+
+@dataclass
+class Plan:
+    """A checked training run: what to train, where, and where from."""
+
+    cfg: TrainConfig
+    task: Task
+    task_ref: str
+    env_config: dict[str, Any]
+    out: Path
+    policies: dict[str, tuple[Any, Any]]
+    """Each policy's (observation, action) space."""
+    start_from: Path | None = None
+    """The checkpoint a resumed run continues from."""
+    start_iteration: int = 0
+
+
+def plan(cfg: TrainConfig) -> Plan:
+    """Check everything a run needs before Ray starts; write nothing.
+
+    Raises ValueError (TaskError among them) with a message naming the problem.
+    """
+    from hmarl.registry import load_task
+
+    run = find_run(cfg.out) if cfg.resume and cfg.out is not None else None
+    if cfg.resume:
+        if cfg.out is None:
+            raise ValueError("--resume needs --out, the run folder to continue")
+        if run is None or run[0] != Path(cfg.out).resolve():
+            raise ValueError(f"nothing to resume in {cfg.out}: it holds no {RECORD_FILE}")
+    record = run[1] if run else None
+    task_ref = cfg.task or (record.task_ref if record else DEFAULT_TASK)
+    task = load_task(task_ref)
+    if record is not None:
+        if task.name != record.task:
+            raise ValueError(
+                f"{cfg.out} trained task {record.task}; it cannot resume as {task.name}"
+            )
+        changed = {k: v for k, v in cfg.env.items() if record.env_config.get(k) != v}
+        if changed:
+            raise ValueError(
+                f"a resumed run keeps its env settings; {', '.join(sorted(changed))} differ "
+                f"from the run's ({cfg.out / RECORD_FILE})"
+            )
+    env_config = task.env_config_dict(record.env_config if record else cfg.env)
+    policies = preflight(task, env_config)
+    out = Path(cfg.out) if cfg.out is not None else Path("runs") / task.name
+    result = Plan(cfg, task, task_ref, env_config, out, policies)
+    if cfg.resume:
+        _plan_resume(result)
+    else:
+        _check_new_run_folder(out)
+    return result
+
+
+def preflight(task: Task, env_config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Build the task's env and play a little of it under hmarl's conformance checks.
+
+    Returns each policy's spaces. A ``make_env`` that fails or returns the wrong
+    kind of object, a ``policy_of`` that fails for some agent, and an env that
+    breaks the turn-taking protocol each raise TaskError naming the problem.
+    """
+    from hmarl.conformance import check_env
+
+    env = make_task_env(task, env_config)
+    policies = task.policy_spaces(env)
+    try:
+        check_env(env, seed=EVAL_SEED_BASE - 1, episodes=2, step_budget=2000)
+    except AssertionError as err:
+        raise TaskError(f"task {task.name}: its env breaks the protocol: {err}") from None
+    except Exception as err:
+        raise TaskError(
+            f"task {task.name}: its env failed while checked: {type(err).__name__}: {err}"
+        ) from None
+    return policies
+
+
+def make_task_env(task: Task, env_config: dict[str, Any]) -> Any:
+    """``task.make_env(env_config)``, with a clear error when it fails or returns something odd."""
+    from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+    try:
+        env = task.make_env(dict(env_config))
+    except Exception as err:
+        raise TaskError(f"task {task.name}: make_env failed: {type(err).__name__}: {err}") from None
+    if not isinstance(env, MultiAgentEnv):
+        raise TaskError(
+            f"task {task.name}: make_env returned a {type(env).__name__}, not a "
+            "ray.rllib.env.multi_agent_env.MultiAgentEnv"
+        )
+    return env
+
+
+def _check_new_run_folder(out: Path) -> None:
+    from hmarl.checkpoints import find_checkpoints
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and ((out / RECORD_FILE).exists() or find_checkpoints(out)):
+        raise ValueError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    existing = next(p for p in [out, *out.parents] if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write the run folder {out}: {existing} is not writable")
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise ValueError(
+            f"cannot write the run folder {out}: only {free // 2**20} MiB free on its disk"
+        )
+
+
+def _plan_resume(result: Plan) -> None:
+    from hmarl.checkpoints import find_checkpoints, read_marker
+
+    found = find_checkpoints(result.out)
+    if not found:
+        raise ValueError(f"nothing to resume in {result.out}: it holds no complete checkpoint")
+    result.start_from = found[-1]
+    result.start_iteration = read_marker(found[-1])["iteration"]
+    stop = result.cfg.stop_iters
+    if stop is not None and stop <= result.start_iteration:
+        raise ValueError(
+            f"nothing to do: {result.out} is at iteration {result.start_iteration} "
+            f"and --stop-iters is {stop}"
+        )
+
+
+# -- the RLlib config -------------------------------------------------------------
+
+
+class TaskEnv:
+    """The env creator RLlib calls in every env runner: the task's ``make_env``.
+
+    Registered with Tune's registry under :func:`env_name`, which ships it to every
+    Ray worker; unpickling it there imports the task's module (from the working
+    directory or ``PYTHONPATH``, see :mod:`hmarl.registry`).
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def __call__(self, env_config: dict[str, Any]) -> Any:
+        return make_task_env(self.task, dict(env_config))
+
+
+def env_name(task: Task) -> str:
+    """The name the task's env creator is registered under with RLlib."""
+    return f"hmarl:{task.name}"
+
+
+class PolicyMapping:
+    """RLlib's ``policy_mapping_fn``: the task's ``policy_of``."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def __call__(self, agent_id: str, *args: Any, **kwargs: Any) -> str:
+        return self.task.policy_of(agent_id)
+
+
+def build_config(p: Plan) -> Any:
+    """The whole RLlib setup, in RLlib's order."""
+    from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+    from ray.tune.registry import register_env
 
-    from hmarl.metrics import YardMetrics
-    from hmarl.rl_modules import ChickenSetModule, GoalReachingModule
-    from hmarl.yard import ChickenYardEnv
+    from hmarl.algorithm import HierarchicalPPOConfig
+    from hmarl.metrics import EpisodeMetrics
 
+    cfg, task = p.cfg, p.task
+    specs, flatten = module_specs(p)
+    register_env(env_name(task), TaskEnv(task))
     config = (
         HierarchicalPPOConfig()
-        .environment(ChickenYardEnv, env_config=cfg.yard.to_dict())
+        .environment(env_name(task), env_config=p.env_config)
         .env_runners(
             num_env_runners=cfg.num_env_runners,
             num_envs_per_env_runner=cfg.num_envs_per_env_runner,
             batch_mode="truncate_episodes",
             # RLlib 2.60's multi-agent env runner converts every finished episode to
-            # NumPy again on every step; with our short episodes that grows
+            # NumPy again on every env step; with short episodes that grows
             # quadratically and halves sampling speed. Lists are fine for PPO.
             episodes_to_numpy=False,
         )
@@ -173,63 +384,84 @@ def build_config(cfg: TrainConfig, start_from: Path | None = None) -> Hierarchic
             minibatch_size=cfg.minibatch_size,
             num_epochs=cfg.num_epochs,
         )
-        .rl_module(
-            rl_module_spec=MultiRLModuleSpec(
-                rl_module_specs={
-                    HIGH_LEVEL_POLICY: RLModuleSpec(
-                        module_class=ChickenSetModule,
-                        model_config={"hidden_sizes": cfg.high_hidden},
-                    ),
-                    LOW_LEVEL_POLICY: RLModuleSpec(
-                        module_class=GoalReachingModule,
-                        model_config={"hidden_sizes": cfg.low_hidden},
-                    ),
-                }
-            )
-        )
+        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
         .multi_agent(
-            policies={HIGH_LEVEL_POLICY, LOW_LEVEL_POLICY}, policy_mapping_fn=policy_for_agent
+            policies=set(p.policies),
+            policy_mapping_fn=PolicyMapping(task),
+            algorithm_config_overrides_per_module={
+                policy: PPOConfig.overrides(**settings) for policy, settings in task.ppo.items()
+            },
         )
-        .callbacks(YardMetrics)
+        .callbacks(on_episode_end=EpisodeMetrics(task.metrics, task.policy_of))
         .debugging(seed=cfg.seed)
-        .hierarchy(high_level_start_success=cfg.high_level_start_success)
+        .hierarchy(schedule=schedule(p), schedule_timeout=cfg.schedule_timeout)
     )
-    if cfg.modules == "default":
-        _use_default_modules(config, cfg)
-    if start_from is not None:
+    if flatten:
+        config.env_runners(env_to_module_connector=functools.partial(_flatten, flatten))
+    if p.start_from is not None:
         # Restored inside the algorithm's own setup, so it works the same in this
         # process and in a Tune trial (the callback travels with the config).
-        config.callbacks(on_algorithm_init=functools.partial(_restore, str(start_from.resolve())))
+        config.callbacks(on_algorithm_init=functools.partial(_restore, str(p.start_from.resolve())))
     return config
 
 
-def _use_default_modules(config: HierarchicalPPOConfig, cfg: TrainConfig) -> None:
-    """RLlib's default MLP modules, which need the Dict observations flattened."""
-    from ray.rllib.connectors.env_to_module import FlattenObservations
+def module_specs(p: Plan) -> tuple[dict[str, Any], list[str]]:
+    """The RL module spec of each policy, and the agents whose observations to flatten.
+
+    A policy gets the task's module unless ``--modules default``; otherwise RLlib's
+    default MLPs, which need Dict and Tuple observations flattened (RLlib's own
+    ``FlattenObservations`` connector, for just those agents).
+    """
+    import gymnasium as gym
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    config.env_runners(
-        env_to_module_connector=lambda env, spaces, device: FlattenObservations(multi_agent=True)
-    )
-    sizes = {HIGH_LEVEL_POLICY: cfg.high_hidden, LOW_LEVEL_POLICY: cfg.low_hidden}
-    config.rl_module(
-        rl_module_spec=MultiRLModuleSpec(
-            rl_module_specs={
-                module_id: RLModuleSpec(model_config=DefaultModelConfig(fcnet_hiddens=hidden))
-                for module_id, hidden in sizes.items()
-            }
-        )
-    )
+    cfg = p.cfg
+    declared = p.task.module_specs() if cfg.modules == "task" else {}
+    specs, flat_policies = {}, set()
+    for policy, (obs_space, _) in p.policies.items():
+        spec = declared.get(policy)
+        if spec is None:
+            hidden = cfg.hidden_sizes or [64, 64]
+            spec = RLModuleSpec(model_config=DefaultModelConfig(fcnet_hiddens=hidden))
+            flat = isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1
+            if not flat:
+                flat_policies.add(policy)
+        elif cfg.hidden_sizes is not None:
+            spec = dataclasses.replace(
+                spec, model_config={**(spec.model_config or {}), "hidden_sizes": cfg.hidden_sizes}
+            )
+        specs[policy] = spec
+    env = make_task_env(p.task, p.env_config)
+    agents = [a for a in env.possible_agents if p.task.policy_of(a) in flat_policies]
+    return specs, agents
 
 
-def _restore(checkpoint: str, algorithm: HierarchicalPPO, **kwargs: Any) -> None:
+def _flatten(agents: list[str], env: Any, spaces: Any, device: Any) -> Any:
+    from ray.rllib.connectors.env_to_module import FlattenObservations
+
+    return FlattenObservations(multi_agent=True, agent_ids=agents)
+
+
+def schedule(p: Plan) -> Any:
+    """The task's schedule, with the run's threshold if it sets one (0: none)."""
+    declared = p.task.schedule
+    if declared is None or p.cfg.schedule_threshold is None:
+        return declared
+    if p.cfg.schedule_threshold <= 0:
+        return None
+    return dataclasses.replace(declared, threshold=p.cfg.schedule_threshold)
+
+
+def _restore(checkpoint: str, algorithm: Any, **kwargs: Any) -> None:
     algorithm.restore_from_path(checkpoint)
 
 
+# -- running ------------------------------------------------------------------------
+
+
 class Deadline:
-    """When to stop: an iteration count, a wall-clock budget, or both.
+    """When to stop: an iteration count, an env-step count, a wall-clock budget, or any mix.
 
     The budget covers the whole command, so training stops unless one more
     iteration (as long as the longest recent one) and the wrap-up still fit: the
@@ -239,13 +471,14 @@ class Deadline:
 
     WRAP_UP_SECONDS = 6.0
 
-    def __init__(self, stop_iters: int | None, time_budget: float | None, start: float) -> None:
-        self.stop_iters = stop_iters
-        self.end = None if time_budget is None else start + time_budget
+    def __init__(self, cfg: TrainConfig, start: float) -> None:
+        self.stop_iters = cfg.stop_iters
+        self.stop_timesteps = cfg.stop_timesteps
+        self.end = None if cfg.time_budget is None else start + cfg.time_budget
         self._last: float | None = None
         self._recent: deque[float] = deque(maxlen=5)
 
-    def done(self, iteration: int) -> bool:
+    def done(self, result: dict[str, Any]) -> bool:
         """Call once per finished iteration: should training stop now?"""
         now = time.monotonic()
         # Iteration lengths are measured from the first result on: the time before
@@ -254,132 +487,96 @@ class Deadline:
             self._recent.append(now - self._last)
         self._last = now
         longest = max(self._recent, default=0.0)
-        if self.stop_iters is not None and iteration >= self.stop_iters:
+        if self.stop_iters is not None and result["training_iteration"] >= self.stop_iters:
+            return True
+        steps = result.get("num_env_steps_sampled_lifetime", 0)
+        if self.stop_timesteps is not None and steps >= self.stop_timesteps:
             return True
         # Stop unless one more iteration and the wrap-up still fit.
         return self.end is not None and now + longest + self.WRAP_UP_SECONDS > self.end
 
 
 def train(
-    cfg: TrainConfig,
+    p: Plan,
     on_result: Callable[[dict], None] | None = None,
     started: float | None = None,
 ) -> Path:
-    """Train until ``cfg``'s stop condition; return the final checkpoint's path.
+    """Run the plan until its stop condition; return the final checkpoint's path.
 
     ``started`` is when the command began (``time.monotonic()``), which the time
     budget counts from; by default, now.
     """
     import ray
 
+    from hmarl import __version__
+
+    cfg = p.cfg
+    if cfg.stop_iters is None and cfg.stop_timesteps is None and cfg.time_budget is None:
+        raise ValueError("give a stop condition: stop_iters, stop_timesteps or time_budget")
     start = time.monotonic() if started is None else started
-    if cfg.stop_iters is None and cfg.time_budget is None:
-        raise ValueError("give a stop condition: stop_iters, time_budget, or both")
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume and find_checkpoints(cfg.out):
-        raise ValueError(
-            f"{cfg.out} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    start_from = last_good_checkpoint(cfg.out) if cfg.resume else None
-    deadline = Deadline(cfg.stop_iters, cfg.time_budget, start)
+    p.out.mkdir(parents=True, exist_ok=True)
+    if not cfg.resume:
+        RunRecord(p.task.name, p.task_ref, p.env_config, __version__).write(p.out)
+    deadline = Deadline(cfg, start)
+    log = _log_to_file(p.out / LOG_FILE)
     # address="local" starts a fresh Ray even if a `ray start` cluster is around;
     # an explicit address joins that cluster instead.
-    if cfg.address:
-        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address=cfg.address or "local",
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
     try:
-        run = _train_with_tune if cfg.use_tune else _train_directly
-        return run(build_config(cfg, start_from), cfg, deadline, on_result or (lambda r: None))
+        if cfg.use_tune:
+            from hmarl.tuning import train_with_tune as run
+        else:
+            run = _train_directly
+        return run(build_config(p), p, deadline, on_result or (lambda r: None))
     finally:
         ray.shutdown()
+        for name in RAY_LOGGERS:
+            logging.getLogger(name).removeHandler(log)
+        log.close()
 
 
-def _train_directly(
-    config: HierarchicalPPOConfig, cfg: TrainConfig, deadline: Deadline, on_result: Callable
-) -> Path:
+RAY_LOGGERS = ("ray", "ray.rllib")
+"""Ray's loggers with handlers of their own (neither passes records up)."""
+
+
+def _log_to_file(path: Path) -> logging.Handler:
+    """Ray's and RLlib's messages go to the run's log file (the CLI keeps them off the screen)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    for name in RAY_LOGGERS:
+        logging.getLogger(name).addHandler(handler)
+    return handler
+
+
+def _train_directly(config: Any, p: Plan, deadline: Deadline, on_result: Callable) -> Path:
     """The algorithm in this process: the tutorial's ``RUN_WITH_TUNE = False``."""
+    from hmarl.algorithm import HierarchicalPPO
+    from hmarl.checkpoints import save_atomically
     from hmarl.run_log import RunLog
 
     algo = HierarchicalPPO(config=config)
+    log = RunLog(p.out)
     try:
-        log = RunLog(cfg.out, cfg.yard)
         last_saved = None
         while True:
             result = algo.train()
             iteration = result["training_iteration"]
             log.write(result)
             on_result(result)
-            stop = deadline.done(iteration)
-            if stop or iteration % cfg.checkpoint_every == 0:
-                last_saved = save_checkpoint(algo, cfg.out, iteration)
+            stop = deadline.done(result)
+            if stop or iteration % p.cfg.checkpoint_every == 0:
+                final = p.out / f"checkpoint_{iteration:06d}"
+                last_saved = save_atomically(
+                    lambda tmp: algo.save_checkpoint(str(tmp.resolve())), final
+                )
             if stop:
-                log.close()
                 return last_saved
     finally:
+        log.close()
         algo.stop()
-
-
-def save_checkpoint(algo: Any, out: Path, iteration: int) -> Path:
-    """Save to ``out/checkpoint_<iteration>`` atomically: a temp folder, then a rename."""
-    final = out / f"checkpoint_{iteration:06d}"
-    tmp = out / f".{final.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    algo.save_to_path(str(tmp.resolve()))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
-
-
-class _ReportProgress(tune.Callback):
-    """Hands each result from the trial to the command's progress display.
-
-    Tune pickles its callbacks with the experiment, and a display (locks, a
-    terminal) does not pickle, so this holds none: it calls the module's
-    ``_on_result``, which the running command sets.
-    """
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_):
-        _on_result(result)
-
-
-def _on_result(result: dict) -> None:
-    """Replaced by the running command's progress display."""
-
-
-def _train_with_tune(
-    config: HierarchicalPPOConfig, cfg: TrainConfig, deadline: Deadline, on_result: Callable
-) -> Path:
-    """The same algorithm as a Tune trial: Tune checkpoints and logs it.
-
-    A resumed run is a new trial in the same folder that starts from the last
-    checkpoint (``build_config(start_from=...)``). Unlike ``Tuner.restore`` this
-    also extends a run that finished, and it obeys the new command's limits.
-    """
-    global _on_result
-    _on_result = on_result
-    out = cfg.out.resolve()
-    run_config = tune.RunConfig(
-        name=out.name,
-        storage_path=str(out.parent),
-        stop=lambda trial_id, result: deadline.done(result["training_iteration"]),
-        callbacks=[_ReportProgress()],
-        verbose=0,
-        checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=cfg.checkpoint_every, checkpoint_at_end=True
-        ),
-    )
-    tuner = tune.Tuner(HierarchicalPPO, param_space=config, run_config=run_config)
-    result = tuner.fit()[0]
-    if result.error:
-        raise RuntimeError(f"training failed: {result.error}")
-    return Path(result.checkpoint.path)
-
-
-def last_good_checkpoint(folder: Path) -> Path:
-    """The newest checkpoint in a run that loads (an interrupted save may not)."""
-    try:
-        return load_policy(folder).checkpoint
-    except CheckpointError as err:
-        raise ValueError(f"nothing to resume in {folder}: {err}") from None

@@ -11,8 +11,8 @@ import pytest
 from ray.rllib.utils.pre_checks.env import check_multiagent_environments
 
 from hmarl.conformance import check_determinism, check_env
-from hmarl.simulation import DIRECTION_NAMES
-from hmarl.yard import ChickenYardEnv, YardConfig
+from hmarl.tasks.chicken_yard.env import ChickenYardEnv, YardConfig
+from hmarl.tasks.chicken_yard.simulation import DIRECTION_NAMES
 
 SIZES = [(2, 10), (3, 4), (8, 20), (1, 1)]
 N, S = DIRECTION_NAMES.index("N"), DIRECTION_NAMES.index("S")
@@ -73,6 +73,7 @@ def test_agents_and_spaces() -> None:
     assert {k: s.shape for k, s in low.spaces.items()} == {
         "robot_position": (2,),
         "target_position": (2,),
+        "time_left": (1,),
     }
     assert env.action_spaces["robot_2_high"] == gym.spaces.Discrete(7)
     assert env.action_spaces["robot_2_low"] == gym.spaces.Discrete(8)
@@ -99,6 +100,20 @@ def test_same_seed_same_yard_other_seed_other_yard() -> None:
     a, b, c = (env.reset(seed=s)[0]["robot_1_high"] for s in (5, 5, 6))
     assert np.array_equal(a["chicken_positions"], b["chicken_positions"])
     assert not np.array_equal(a["chicken_positions"], c["chicken_positions"])
+
+
+def test_rendering_gives_frames() -> None:
+    pytest.importorskip("pygame")
+    env = make_env(num_robots=2, num_chickens=3)
+    assert env.render() is None  # no render_mode: Gymnasium's convention
+    env.render_mode = "rgb_array"
+    env.reset(seed=0)
+    first = env.render()
+    assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3
+    env.step({"robot_1_high": 0, "robot_2_high": 1})
+    env.step({"robot_1_low": 0, "robot_2_low": 4})
+    assert env.returns["robot_1_low"] == pytest.approx(-0.001)
+    assert (env.render() != first).any()
 
 
 def test_conformance_check_catches_a_wrong_agents_list() -> None:
@@ -146,13 +161,19 @@ def test_turn_taking() -> None:
     assert rewards == {"robot_1_low": -0.001, "robot_2_low": -0.001}
 
 
-def test_robots_choose_independently() -> None:
+def test_every_agent_due_must_act() -> None:
     env = make_env(num_robots=2, num_chickens=3)
     env.reset(seed=0)
-    obs, *_ = env.step({"robot_2_high": 1})
-    assert sorted(obs) == env.due_agents == ["robot_1_high", "robot_2_low"]
-    obs, *_ = env.step({"robot_1_high": 0, "robot_2_low": 3})
-    assert sorted(obs) == env.due_agents == ["robot_1_low", "robot_2_low"]
+    assert_refused(env, {"robot_2_high": 1}, "no action for robot_1_high")
+    assert_refused(env, {}, "no action for robot_1_high, robot_2_high")
+
+
+def test_low_level_sees_the_time_left() -> None:
+    env = make_env(num_robots=1, num_chickens=3, timeout=4)
+    obs = choose(env, 0)  # step 1 of 4
+    assert obs["robot_1_low"]["time_left"] == pytest.approx([0.75])
+    obs, *_ = env.step({"robot_1_low": far_from(env, 0, 0)})
+    assert obs["robot_1_low"]["time_left"] == pytest.approx([0.5])
 
 
 def test_arrival_rewards_and_ends_that_robot() -> None:
@@ -197,7 +218,7 @@ def test_passing_another_chicken_does_nothing() -> None:
     assert list(obs) == ["robot_1_low"] and infos == {}
 
 
-def test_time_limit_truncates_robots_still_out() -> None:
+def test_time_limit_terminates_robots_still_out() -> None:
     env = make_env(num_robots=2, num_chickens=3, timeout=5)
     choose(env, 0, 1)  # step 1 of 5
     moves = {"robot_1_low": far_from(env, 0, 0), "robot_2_low": far_from(env, 1, 1)}
@@ -207,9 +228,11 @@ def test_time_limit_truncates_robots_still_out() -> None:
         assert not terminateds["__all__"] and not truncateds["__all__"]
     obs, rewards, terminateds, truncateds, infos = env.step(moves)  # step 5: the limit
     assert rewards == dict.fromkeys(env.possible_agents, -1.0)
-    assert truncateds == {**dict.fromkeys(env.possible_agents, True), "__all__": True}
-    assert terminateds == {"__all__": False}
+    # The time limit is part of the task: a failure, terminated, nothing bootstrapped.
+    assert terminateds == {**dict.fromkeys(env.possible_agents, True), "__all__": True}
+    assert truncateds == {"__all__": False}
     assert sorted(obs) == sorted(env.possible_agents)
+    assert obs["robot_1_low"]["time_left"] == pytest.approx([0.0])
     assert infos["robot_1_high"]["arrived"] is False
     assert infos["robot_1_high"]["compatibility"] == pytest.approx(env.yard.compatibilities[0, 0])
     assert infos["robot_2_low"] == {"steps": 4, "arrived": False}
@@ -222,8 +245,8 @@ def test_time_limit_after_an_arrival() -> None:
     env.step({"robot_1_low": one_move_from(env, 0, 0), "robot_2_low": far_from(env, 1, 1)})
     _, rewards, terminateds, truncateds, _ = env.step({"robot_2_low": far_from(env, 1, 1)})
     assert rewards == {"robot_2_low": -1.0, "robot_2_high": -1.0}
-    assert truncateds == {"robot_2_high": True, "robot_2_low": True, "__all__": True}
-    assert terminateds == {"__all__": False}
+    assert terminateds == {"robot_2_high": True, "robot_2_low": True, "__all__": True}
+    assert truncateds == {"__all__": False}
 
 
 def test_timeout_one_ends_on_the_choosing_step() -> None:
@@ -233,8 +256,8 @@ def test_timeout_one_ends_on_the_choosing_step() -> None:
     high = ["robot_1_high", "robot_2_high"]
     assert sorted(obs) == sorted(rewards) == sorted(infos) == high
     assert rewards == dict.fromkeys(high, -1.0)
-    assert truncateds == {**dict.fromkeys(high, True), "__all__": True}
-    assert terminateds == {"__all__": False}
+    assert terminateds == {**dict.fromkeys(high, True), "__all__": True}
+    assert truncateds == {"__all__": False}
     assert infos["robot_2_high"]["compatibility"] == pytest.approx(env.yard.compatibilities[1, 2])
     assert env.due_agents == []
 
@@ -252,6 +275,7 @@ HIGH_PHASE_ERRORS = [
     ({"robot_9_high": 0}, "unknown agent id 'robot_9_high'"),
     ({"robot_1_low": 0}, "robot_1_low is not due to act"),
     ({"robot_1_high": 0, "robot_2_high": 7}, "robot_2_high: action 7 is out of range"),
+    ({"robot_1_high": 0}, "no action for robot_2_high"),
     ([0, 1], "actions must be a dict"),
 ]
 LOW_PHASE_ERRORS = [
@@ -309,8 +333,8 @@ def test_step_before_reset_and_after_the_end() -> None:
     with pytest.raises(ValueError, match="before reset"):
         env.step({"robot_1_high": 0})
     choose(env, 1)
-    *_, truncateds, _ = env.step({"robot_1_low": 0})
-    assert truncateds["__all__"]
+    _, _, terminateds, _, _ = env.step({"robot_1_low": 0})
+    assert terminateds["__all__"]
     with pytest.raises(ValueError, match="episode is over"):
         env.step({"robot_1_low": 0})
     obs, _ = env.reset(seed=1)

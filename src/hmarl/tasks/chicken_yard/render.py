@@ -1,4 +1,4 @@
-"""Pictures of the chicken yard: single frames, GIF/MP4 files, and a live pygame window.
+"""Pictures of the chicken yard: the frames its env renders.
 
 A frame shows the yard as the simulation sees it (the unit square, origin top-left, y
 growing downward, so yard coordinates map straight to screen pixels), on grass with a
@@ -15,67 +15,32 @@ faint 0.1 grid:
   of that choice (and the best it could have had), the high- and low-level rewards
   summed so far, and whether it is choosing, on its way, arrived or out of time.
 
-Use it as::
+The env draws its frames with it (Gymnasium's convention)::
 
-    from hmarl.baselines import OraclePolicy
-    from hmarl.render import record, watch_live
+    env = ChickenYardEnv(config, render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()  # (H, W, 3) uint8
 
-    config = YardConfig()
-    record(OraclePolicy(config), config, seeds=[0, 1], out=Path("yard.gif"))  # no screen needed
-    watch_live(OraclePolicy(config), config, seeds=[0, 1])  # a window; Esc or close it to stop
-
-or draw single frames from any :class:`~hmarl.yard.ChickenYardEnv`::
-
-    renderer = YardRenderer(config)
-    renderer.draw(env, returns)  # returns: summed reward per agent id so far
-    image = renderer.frame()  # (H, W, 3) uint8
-
-pygame is imported only when a renderer is made. Off-screen rendering draws on a plain
-pygame Surface and never opens SDL's video system, so it needs no display (and leaves
-``SDL_VIDEODRIVER`` alone, so a live window later in the same process still works).
+and any recorder (``hmarl watch``, imageio, Gymnasium's RecordVideo) can use them.
+pygame is imported only when a renderer is made; drawing is off-screen on a plain
+pygame Surface, so it needs no display.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import secrets
-import sys
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hmarl.baselines import Policy
-from hmarl.evaluation import play_episode
-from hmarl.simulation import YardConfig
-from hmarl.yard import ChickenYardEnv, high_agent, low_agent
+from hmarl.recording import import_pygame
+from hmarl.tasks.chicken_yard.agents import high_agent, low_agent
+from hmarl.tasks.chicken_yard.simulation import YardConfig
 
-__all__ = [
-    "DEFAULT_MAX_FRAMES",
-    "HOLD_SECONDS",
-    "SUFFIXES",
-    "YardRenderer",
-    "YardSnapshot",
-    "compatibility_colour",
-    "record",
-    "watch_live",
-]
+if TYPE_CHECKING:
+    from hmarl.tasks.chicken_yard.env import ChickenYardEnv
 
-#: How long the last frame of each episode stays up, in files and in the window.
-HOLD_SECONDS = 1.0
-#: The file types :func:`record` writes.
-SUFFIXES = (".gif", ".mp4")
-#: :func:`record`'s default cap on frames per episode (a 1000-step episode is a time-lapse).
-DEFAULT_MAX_FRAMES = 300
-
-NO_DISPLAY = (
-    "no display was found for a live window; "
-    "pass --out FILE.gif (or .mp4) to write the episodes to a file instead"
-)
+__all__ = ["YardRenderer", "YardSnapshot", "compatibility_colour"]
 
 RGB = tuple[int, int, int]
 
@@ -148,20 +113,19 @@ class YardSnapshot:
 
 
 class YardRenderer:
-    """Draws chicken-yard frames with pygame, off-screen or in a window.
+    """Draws chicken-yard frames with pygame, off-screen.
 
     The frame is ``size`` pixels wide: the yard is a ``size`` × ``size`` square and the
     text panel sits under it (its height grows with the number of robots; the total
-    height is a multiple of 16, as video encoders like). With ``headless=False`` a
-    window opens at once, or a ``RuntimeError`` says why it cannot.
+    height is a multiple of 16, as video encoders like).
     """
 
-    def __init__(self, config: YardConfig, size: int = 640, *, headless: bool = True) -> None:
+    def __init__(self, config: YardConfig, size: int = 640) -> None:
         if size < 240:
             raise ValueError(f"size must be at least 240 pixels, got {size}")
         self.config = config
         self.size = size
-        self._pg = _import_pygame()
+        self._pg = import_pygame()
         pg = self._pg
         pg.font.init()
         u = size / 640
@@ -184,21 +148,14 @@ class YardRenderer:
             tint = compatibility_colour(i, 0, self._scale_bar.get_width() - 1)
             pg.draw.line(self._scale_bar, tint, (i, 0), (i, self._scale_bar.get_height()))
         pg.draw.rect(self._scale_bar, MUTED, self._scale_bar.get_rect(), 1)
-        self._window: Any = None
-        self._clock: Any = None
-        self._open = False
-        if not headless:
-            self._window = _open_window(pg, (self.width, self.height))
-            self._clock = pg.time.Clock()
-            self._open = True
 
     # -- drawing ------------------------------------------------------------
 
-    def draw(self, env: ChickenYardEnv, returns: dict[str, float], title: str = "") -> None:
+    def draw(self, env: ChickenYardEnv, returns: dict[str, float]) -> None:
         """Draw the env's yard as it is now; ``returns``: summed reward per agent id."""
-        self.draw_snapshot(YardSnapshot.of(env, returns), title)
+        self.draw_snapshot(YardSnapshot.of(env, returns))
 
-    def draw_snapshot(self, snap: YardSnapshot, title: str = "") -> None:
+    def draw_snapshot(self, snap: YardSnapshot) -> None:
         """Draw a yard captured earlier (see :meth:`YardSnapshot.of`)."""
         r, c = snap.compatibilities.shape
         if (r, c) != (self.config.num_robots, self.config.num_chickens):
@@ -210,44 +167,12 @@ class YardRenderer:
         self._draw_yard(snap)
         pg.transform.smoothscale(self._yard, (self.size, self.size), self._yard_view)
         self._draw_labels(snap)
-        self._draw_panel(snap, title)
+        self._draw_panel(snap)
 
     def frame(self) -> np.ndarray:
         """The last drawn frame as an (H, W, 3) uint8 array."""
         data = bytearray(self._pg.image.tobytes(self._canvas, "RGB"))
         return np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width, 3)
-
-    def show(self, fps: float | None = None) -> bool:
-        """Put the last drawn frame in the window, at most ``fps`` times a second.
-
-        Returns False once the window was closed or Escape pressed (and closes it).
-        """
-        if self._window is None:
-            raise RuntimeError("this renderer is headless; make it with headless=False to show")
-        if not self._open:
-            return False
-        pg = self._pg
-        for event in pg.event.get():
-            if event.type == pg.QUIT or (event.type == pg.KEYDOWN and event.key == pg.K_ESCAPE):
-                self.close()
-                return False
-        self._window.blit(self._canvas, (0, 0))
-        pg.display.flip()
-        if fps:
-            self._clock.tick(fps)
-        return True
-
-    def close(self) -> None:
-        """Close the window, if there is one; drawing off-screen still works."""
-        if self._open:
-            self._pg.display.quit()
-            self._open = False
-
-    def __enter__(self) -> YardRenderer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- the yard -----------------------------------------------------------
 
@@ -415,7 +340,7 @@ class YardRenderer:
             return "out of time"
         return "choosing" if chicken is None else f"{distance:.2f} to go"
 
-    def _draw_panel(self, snap: YardSnapshot, title: str) -> None:
+    def _draw_panel(self, snap: YardSnapshot) -> None:
         pg, canvas, u = self._pg, self._canvas, self._u
         top = self.size
         pg.draw.rect(canvas, PANEL, (0, top, self.width, self.height - top))
@@ -423,8 +348,6 @@ class YardRenderer:
         left = self._margin
         y = top + round(8 * u)
         self._text(f"step {snap.steps} / {self.config.timeout}", (left, y), self._bold)
-        if title:
-            self._text(title, (self.width - left, y), self._font, MUTED, anchor="topright")
 
         xs = [left, *(round(f * self.width) for f in (0.15, 0.29, 0.56, 0.69, 0.81))]
         heads = ("robot", "chicken", "compat. / best", "high", "low", "status")
@@ -478,222 +401,3 @@ def _mix(a: RGB, b: RGB, share_of_b: float) -> RGB:
 
 def _colour(robot: int) -> RGB:
     return ROBOT_COLOURS[robot % len(ROBOT_COLOURS)]
-
-
-def _import_pygame() -> ModuleType:
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    try:
-        import pygame
-    except ImportError as err:
-        raise RuntimeError("drawing the yard needs pygame: pip install pygame") from err
-    return pygame
-
-
-def _open_window(pg: ModuleType, size: tuple[int, int]) -> Any:
-    # Without a display SDL may fail late or pick a driver that shows nothing; say so
-    # up front. A chosen SDL_VIDEODRIVER (dummy, kmsdrm, ...) is taken at its word.
-    if (
-        sys.platform.startswith("linux")
-        and not os.environ.get("SDL_VIDEODRIVER")
-        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    ):
-        raise RuntimeError(NO_DISPLAY)
-    try:
-        pg.display.init()
-        window = pg.display.set_mode(size)
-    except pg.error as err:
-        pg.display.quit()
-        raise RuntimeError(f"{NO_DISPLAY} (pygame: {err})") from err
-    pg.display.set_caption("hmarl: the chicken yard")
-    return window
-
-
-# -- episodes to files and windows ---------------------------------------------
-
-
-def _episode_title(seed: int, number: int, count: int) -> str:
-    return f"seed {seed}  ·  episode {number}/{count}"
-
-
-def _play(env: ChickenYardEnv, policy: Policy, seed: int) -> list[YardSnapshot]:
-    snaps: list[YardSnapshot] = []
-    play_episode(env, policy, seed, on_step=lambda e, r: snaps.append(YardSnapshot.of(e, r)))
-    return snaps
-
-
-def _pick(count: int, max_frames: int | None) -> list[int]:
-    """Which of ``count`` frames to keep: all, or evenly spaced with first and last."""
-    if max_frames is None or count <= max_frames:
-        return list(range(count))
-    # With count > max_frames the spacing exceeds 1, so the rounded indices are distinct.
-    return np.linspace(0, count - 1, max_frames).round().astype(int).tolist()
-
-
-def record(
-    policy: Policy,
-    config: YardConfig,
-    seeds: Sequence[int],
-    out: Path,
-    fps: int = 10,
-    *,
-    size: int = 640,
-    max_frames: int | None = DEFAULT_MAX_FRAMES,
-) -> int:
-    """Play one episode per seed and write them to a GIF or MP4 file; the frames written.
-
-    Each episode gives a frame after its reset and one after each step, and its last
-    frame stays up for :data:`HOLD_SECONDS` more: in a GIF by that frame's duration
-    (so the file holds exactly the drawn frames), in an MP4 by repeating it
-    ``round(HOLD_SECONDS * fps)`` times. GIF frame times are kept in hundredths of a
-    second, so keep ``fps`` at 50 or less for GIFs.
-
-    ``max_frames`` caps the frames drawn per episode (None: every step). A longer
-    episode, such as a random policy's 1000 steps, becomes a time-lapse of evenly
-    spaced steps, its first and last always kept. GIF encoding holds every frame in
-    memory (about width × height bytes each), so long recordings want the cap or MP4.
-
-    The file appears complete or not at all: it is written to a hidden temporary file
-    beside ``out`` and renamed over it. MP4 needs the ``imageio-ffmpeg`` package.
-    Raises ValueError for an unknown suffix or a missing directory, PermissionError
-    for a directory that cannot be written, RuntimeError for MP4 without ffmpeg.
-    """
-    out = Path(out)
-    suffix = _check_output(out)
-    if isinstance(fps, bool) or not isinstance(fps, int) or fps < 1:
-        raise ValueError(f"fps must be a whole number of at least 1, got {fps!r}")
-    if max_frames is not None and max_frames < 2:
-        raise ValueError(f"max_frames must be at least 2 (or None for all), got {max_frames}")
-    if suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
-        raise RuntimeError("MP4 needs imageio-ffmpeg: pip install imageio-ffmpeg, or use .gif")
-    renderer = YardRenderer(config, size, headless=True)
-
-    # Episodes are played first and kept as snapshots (a few arrays a step); frames
-    # are drawn one at a time while the file is written.
-    env = ChickenYardEnv(config)
-    episodes = [_play(env, policy, int(seed)) for seed in seeds]
-    if not episodes:
-        raise ValueError("no seeds given: nothing to record")
-
-    # Each frame comes with the seconds it is held beyond its 1 / fps.
-    def frames() -> Iterator[tuple[np.ndarray, float]]:
-        for number, (seed, snaps) in enumerate(zip(seeds, episodes, strict=True), 1):
-            title = _episode_title(int(seed), number, len(seeds))
-            picked = _pick(len(snaps), max_frames)
-            for i in picked:
-                renderer.draw_snapshot(snaps[i], title)
-                # Every frame differs from the one before (the step count or the
-                # title changes), so no encoder merges two into one.
-                yield renderer.frame(), HOLD_SECONDS if i == picked[-1] else 0.0
-
-    write = _write_gif if suffix == ".gif" else _write_mp4
-    return _write_atomically(out, lambda path: write(path, frames(), fps))
-
-
-def _check_output(out: Path) -> str:
-    suffix = out.suffix.lower()
-    if suffix not in SUFFIXES:
-        known = " or ".join(SUFFIXES)
-        raise ValueError(f"cannot write {out}: unknown suffix {out.suffix!r}, use {known}")
-    parent = out.parent
-    if not parent.exists():
-        raise ValueError(f"cannot write {out}: the directory {parent} does not exist")
-    if not parent.is_dir():
-        raise ValueError(f"cannot write {out}: {parent} is not a directory")
-    if out.is_dir():
-        raise ValueError(f"cannot write {out}: it is a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {out}: no permission to write in {parent}")
-    return suffix
-
-
-def _write_atomically(out: Path, write: Callable[[Path], int]) -> int:
-    """``write`` a hidden file beside ``out``, then rename it: never a half-written ``out``."""
-    temp = out.with_name(f".{out.stem}.{secrets.token_hex(4)}.partial{out.suffix}")
-    try:
-        # Made by us, with the usual permissions (tempfile's would be private).
-        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as err:
-        raise OSError(f"cannot write {out}: {err.strerror} ({temp})") from err
-    try:
-        count = write(temp)
-        os.replace(temp, out)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return count
-
-
-def _write_gif(path: Path, frames: Iterator[tuple[np.ndarray, float]], fps: int) -> int:
-    # Pillow directly (imageio's GIF plugin is Pillow too): it takes the frames as a
-    # stream and a duration per frame, which holds the last frame of each episode.
-    from PIL import Image
-
-    count = 0
-
-    def images() -> Iterator[Image.Image]:
-        nonlocal count
-        palette = None
-        for rgb, held in frames:
-            image = Image.fromarray(rgb)
-            # One palette for the file, from the first frame (it shows every robot colour
-            # and the compatibility scale): ten times faster than a palette per frame.
-            if palette is None:
-                palette = image.quantize(256, method=Image.Quantize.MEDIANCUT)
-            image = image.quantize(palette=palette, dither=Image.Dither.NONE)
-            image.info["duration"] = round(1000 / fps + held * 1000)
-            count += 1
-            yield image
-
-    stream = images()
-    first = next(stream)
-    first.save(path, format="GIF", save_all=True, append_images=stream, loop=0)
-    return count
-
-
-def _write_mp4(path: Path, frames: Iterator[tuple[np.ndarray, float]], fps: int) -> int:
-    import imageio.v2 as imageio
-
-    count = 0
-    with imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264") as writer:
-        for rgb, held in frames:
-            for _ in range(1 + round(held * fps)):
-                writer.append_data(rgb)
-                count += 1
-    return count
-
-
-class _WindowClosed(Exception):
-    """The user closed the window: stop the episode being played."""
-
-
-def watch_live(
-    policy: Policy, config: YardConfig, seeds: Sequence[int], fps: int = 10, *, size: int = 640
-) -> None:
-    """Play one episode per seed in a pygame window, ``fps`` steps a second.
-
-    Each episode's last frame stays up for :data:`HOLD_SECONDS`. Closing the window or
-    pressing Escape stops at once and returns. Raises RuntimeError when there is no
-    display (write a file with :func:`record` instead).
-    """
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    renderer = YardRenderer(config, size, headless=False)
-    env = ChickenYardEnv(config)
-
-    try:
-        for number, seed in enumerate(seeds, 1):
-            title = _episode_title(int(seed), number, len(seeds))
-
-            def show(env: ChickenYardEnv, returns: dict[str, float], title: str = title) -> None:
-                renderer.draw(env, returns, title)
-                if not renderer.show(fps):
-                    raise _WindowClosed
-
-            play_episode(env, policy, int(seed), on_step=show)
-            for _ in range(round(HOLD_SECONDS * fps)):
-                if not renderer.show(fps):
-                    raise _WindowClosed
-    except _WindowClosed:
-        pass
-    finally:
-        renderer.close()

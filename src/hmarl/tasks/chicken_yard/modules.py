@@ -1,4 +1,4 @@
-"""The two policies' networks, as RLlib RLModules that read the yard's Dict observations.
+"""The yard's two policies' networks, as RLlib RLModules that read its Dict observations.
 
 Both are PPO-ready (``TorchRLModule`` + ``ValueFunctionAPI``) and take their sizes
 from ``model_config``:
@@ -77,7 +77,7 @@ class ChickenSetModule(_PPOModule):
 
     Example:
 
-    >>> from hmarl.yard import ChickenYardEnv
+    >>> from hmarl.tasks.chicken_yard.env import ChickenYardEnv
     >>> env = ChickenYardEnv({"num_chickens": 4})
     >>> module = ChickenSetModule(
     ...     observation_space=env.observation_spaces["robot_1_high"],
@@ -118,11 +118,13 @@ class GoalReachingModule(_PPOModule):
     """Low level: conditioned on the target, through its offset from the robot.
 
     Inputs are the unit direction to the target, the distance to it, and the
-    robot's own position (the yard's walls clip moves).
+    robot's own position (the yard's walls clip moves). The value network also
+    sees the time left: the best move does not depend on it, but the value does,
+    since running out of time costs the time-out penalty.
 
     Example:
 
-    >>> from hmarl.yard import ChickenYardEnv
+    >>> from hmarl.tasks.chicken_yard.env import ChickenYardEnv
     >>> env = ChickenYardEnv()
     >>> module = GoalReachingModule(
     ...     observation_space=env.observation_spaces["robot_1_low"],
@@ -130,7 +132,8 @@ class GoalReachingModule(_PPOModule):
     ...     model_config={"hidden_sizes": [32]},
     ... )
     >>> obs = {"robot_position": torch.tensor([[0.2, 0.5]]),
-    ...        "target_position": torch.tensor([[0.6, 0.1]])}
+    ...        "target_position": torch.tensor([[0.6, 0.1]]),
+    ...        "time_left": torch.tensor([[0.9]])}
     >>> module.forward_inference({"obs": obs})["action_dist_inputs"].shape
     torch.Size([1, 8])
     """
@@ -139,7 +142,7 @@ class GoalReachingModule(_PPOModule):
     def setup(self) -> None:
         hidden = self._hidden_sizes()
         self.policy_net = mlp([5, *hidden, self.action_space.n])
-        self.value_net = mlp([5, *hidden, 1])
+        self.value_net = mlp([6, *hidden, 1])
 
     def _heads(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         offset = obs["target_position"] - obs["robot_position"]
@@ -147,4 +150,5 @@ class GoalReachingModule(_PPOModule):
         direction = offset / distance.clamp_min(1e-6)
         # sqrt spreads the short distances, where the last moves are decided.
         features = torch.cat([direction, distance.sqrt(), obs["robot_position"]], dim=-1)
-        return self.policy_net(features), self.value_net(features).squeeze(-1)
+        with_time = torch.cat([features, obs["time_left"]], dim=-1)
+        return self.policy_net(features), self.value_net(with_time).squeeze(-1)

@@ -1,8 +1,8 @@
 """The chicken yard as a plain simulation: state and rules, no reinforcement learning.
 
 This module knows nothing of agents, observations or RLlib. It is the part a user
-replaces with their own system; :mod:`hmarl.yard` adapts it to RLlib and
-:mod:`hmarl.batched` runs the same rules over many yards at once.
+replaces with their own system; :mod:`~hmarl.tasks.chicken_yard.env` adapts it to RLlib and
+:mod:`~hmarl.tasks.chicken_yard.batched` runs the same rules over many yards at once.
 
 The array helpers (:func:`draw_yard`, :func:`move_positions`, :func:`compatibility`,
 :func:`distances`) accept any leading batch dimensions, so the single yard and the
@@ -65,12 +65,21 @@ class YardConfig:
                 raise ValueError(f"YardConfig.{name} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"YardConfig.{name} must be finite, got {value!r}")
-        if self.move_amount <= 0:
-            raise ValueError(f"YardConfig.move_amount must be positive, got {self.move_amount}")
-        if self.closeness_threshold < 0:
+        # Each refused value would train on a yard where the task means nothing.
+        if not 0 < self.move_amount <= 1:
             raise ValueError(
-                f"YardConfig.closeness_threshold must not be negative, "
-                f"got {self.closeness_threshold}"
+                f"YardConfig.move_amount must be in (0, 1] (the yard is the unit square), "
+                f"got {self.move_amount}"
+            )
+        if not 0 < self.closeness_threshold <= math.sqrt(2):
+            raise ValueError(
+                f"YardConfig.closeness_threshold must be in (0, 1.414] (at 0 no robot can "
+                f"arrive), got {self.closeness_threshold}"
+            )
+        if self.step_reward > 0:
+            raise ValueError(
+                f"YardConfig.step_reward must not be positive (robots would be paid to never "
+                f"arrive), got {self.step_reward}"
             )
 
     @classmethod

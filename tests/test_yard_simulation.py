@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hmarl.simulation import (
+from hmarl.tasks.chicken_yard.simulation import (
     DIRECTION_NAMES,
     DIRECTIONS,
     ChickenYard,
@@ -47,6 +47,9 @@ def test_defaults_are_the_spec_table() -> None:
         ("move_amount", -0.03),
         ("move_amount", math.inf),
         ("closeness_threshold", -0.1),
+        ("closeness_threshold", 0),
+        ("move_amount", 50),
+        ("step_reward", 0.01),
         ("closeness_threshold", math.nan),
         ("step_reward", math.nan),
         ("arrival_reward", math.nan),

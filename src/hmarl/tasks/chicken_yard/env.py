@@ -2,49 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
-from ray.tune.registry import register_env
 
-from hmarl.simulation import DIRECTION_NAMES, ChickenYard, YardConfig
+from hmarl.tasks.chicken_yard.agents import (
+    agent_ids,
+    high_action_space,
+    high_agent,
+    high_observation_space,
+    low_action_space,
+    low_agent,
+    low_observation_space,
+)
+from hmarl.tasks.chicken_yard.simulation import ChickenYard, YardConfig
 
-__all__ = [
-    "ENV_NAME",
-    "ChickenYardEnv",
-    "YardConfig",
-    "agent_ids",
-    "high_agent",
-    "low_agent",
-    "robot_index",
-]
-
-#: The name under which the yard is registered with RLlib (``config.environment(ENV_NAME)``).
-ENV_NAME = "hmarl_chicken_yard"
+__all__ = ["ChickenYardEnv", "YardConfig"]
 
 AgentDict = dict[str, Any]
 """A per-agent dict keyed by agent id, as RLlib passes them."""
-
-
-def high_agent(robot: int) -> str:
-    """Agent id of a robot's high level; robots are numbered from 1."""
-    return f"robot_{robot}_high"
-
-
-def low_agent(robot: int) -> str:
-    """Agent id of a robot's low level; robots are numbered from 1."""
-    return f"robot_{robot}_low"
-
-
-def robot_index(agent_id: str) -> int:
-    """The 0-based robot behind an agent id: ``robot_2_low`` -> 1."""
-    return int(agent_id.split("_")[1]) - 1
-
-
-def agent_ids(num_robots: int) -> list[str]:
-    return [a for i in range(1, num_robots + 1) for a in (high_agent(i), low_agent(i))]
 
 
 class ChickenYardEnv(MultiAgentEnv):
@@ -83,6 +60,7 @@ class ChickenYardEnv(MultiAgentEnv):
     high   robot_position       (2,)                   this robot's x, y
     low    robot_position       (2,)                   this robot's x, y
     low    target_position      (2,)                   the chosen chicken's x, y
+    low    time_left            (1,)                   fraction of the time limit left
     =====  ===================  =====================  ===============================
 
     O is ``num_ocean_features``. The low level sees its target: without it, as
@@ -113,11 +91,24 @@ class ChickenYardEnv(MultiAgentEnv):
     **Episode end.** A robot within closeness_threshold (Euclidean) of *its
     chosen* chicken has arrived: both its agents are *terminated* and receive a
     final observation. Passing other chickens does nothing. After ``timeout``
-    steps (the choosing step counts), every robot still out is *truncated* (a
-    time limit) with timeout_reward on both levels; a low agent that has not yet
-    observed anything is left out. ``__all__`` is set once every robot is done.
-    Finished agents report ``infos`` with ``compatibility`` and ``arrived``
-    (high) or ``steps`` and ``arrived`` (low).
+    steps (the choosing step counts), every robot still out is *terminated* too,
+    with timeout_reward on both levels; a low agent that has not yet observed
+    anything is left out. ``__all__`` is set once every robot is done. Finished
+    agents report ``infos`` with ``compatibility`` and ``arrived`` (high) or
+    ``steps`` and ``arrived`` (low).
+
+    **The time limit is part of the task.** Running out of time is a failure
+    with a price (timeout_reward), so it *terminates*: nothing is bootstrapped
+    past it, and the penalty reaches the value targets whole. (Marked truncated,
+    RLlib would bootstrap, and the target -1 + gamma * V(s) would mostly cancel
+    the penalty once V is near +1.) For that to be fair to the value function,
+    the low level observes ``time_left``. The high level decides at the start,
+    when all the time is left.
+
+    **Rendering.** Gymnasium's convention: with ``render_mode="rgb_array"`` (in
+    the constructor, or set afterwards) ``render()`` returns the yard as an
+    (H, W, 3) uint8 frame, drawn by :mod:`hmarl.tasks.chicken_yard.render`
+    (pygame, imported on the first frame).
 
     **Arguments.** ``ChickenYardEnv(config)`` with a :class:`YardConfig`, a plain
     dict of its fields (RLlib's ``env_config``) or nothing for the defaults.
@@ -144,12 +135,19 @@ class ChickenYardEnv(MultiAgentEnv):
     ...
     ValueError: robot_1_high is not due to act (due: robot_1_low, robot_2_low)
 
-    **Version history.** v0: the tutorial's yard with the target in the low-level view.
+    **Version history.** v1: the time limit terminates, the low level sees
+    ``time_left``, ``render()``. v0: the tutorial's yard with the target in the
+    low-level view.
     """
 
-    def __init__(self, config: YardConfig | dict[str, Any] | None = None) -> None:
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self, config: YardConfig | dict[str, Any] | None = None, render_mode: str | None = None
+    ) -> None:
         super().__init__()
         self.config = YardConfig.coerce(config)
+        self.render_mode = render_mode
         self.yard = ChickenYard(self.config)
         n = self.config.num_robots
         self._high = [high_agent(i) for i in range(1, n + 1)]
@@ -157,36 +155,24 @@ class ChickenYardEnv(MultiAgentEnv):
         self._robot_of = {a: r for r in range(n) for a in (self._high[r], self._low[r])}
         self.possible_agents = agent_ids(n)
         self.agents = []
-        high_space, low_space = self._spaces()
-        self.observation_spaces = {a: high_space for a in self._high} | {
-            a: low_space for a in self._low
+        # One space object per level, shared by its agents: the same object every call.
+        spaces = {
+            "high": (high_observation_space(self.config), high_action_space(self.config)),
+            "low": (low_observation_space(self.config), low_action_space(self.config)),
         }
-        self.action_spaces = {a: gym.spaces.Discrete(self.config.num_chickens) for a in self._high}
-        self.action_spaces |= {a: gym.spaces.Discrete(len(DIRECTION_NAMES)) for a in self._low}
+        levels = {a: "high" for a in self._high} | {a: "low" for a in self._low}
+        self.observation_spaces = {a: spaces[level][0] for a, level in levels.items()}
+        self.action_spaces = {a: spaces[level][1] for a, level in levels.items()}
         self._due: set[str] = set()
         self._reset_done = False
+        self._renderer: Any = None
+        self.returns: dict[str, float] = {}
+        """Rewards summed per agent since reset (kept while rendering, for the frame's panel)."""
 
     @property
     def due_agents(self) -> list[str]:
         """The agents that must (and alone may) get actions in the next ``step``."""
         return sorted(self._due)
-
-    def _spaces(self) -> tuple[gym.spaces.Dict, gym.spaces.Dict]:
-        c, o = self.config.num_chickens, self.config.num_ocean_features
-
-        def box(*shape: int) -> gym.spaces.Box:
-            return gym.spaces.Box(0.0, 1.0, shape=shape, dtype=np.float32)
-
-        high = gym.spaces.Dict(
-            {
-                "chicken_oceans": box(c, o),
-                "chicken_positions": box(c, 2),
-                "robot_ocean": box(o),
-                "robot_position": box(2),
-            }
-        )
-        low = gym.spaces.Dict({"robot_position": box(2), "target_position": box(2)})
-        return high, low
 
     # -- observations -------------------------------------------------------
 
@@ -202,6 +188,7 @@ class ChickenYardEnv(MultiAgentEnv):
         return {
             "robot_position": self.yard.positions[robot].astype(np.float32),
             "target_position": self._chicken_positions[self.yard.targets[robot]],
+            "time_left": self._time_left,
         }
 
     # -- the MultiAgentEnv API ----------------------------------------------
@@ -216,12 +203,14 @@ class ChickenYardEnv(MultiAgentEnv):
         self._chicken_oceans = layout.chicken_oceans.astype(np.float32)
         self._chicken_positions = layout.chicken_positions.astype(np.float32)
         self._robot_oceans = layout.robot_oceans.astype(np.float32)
+        self._time_left = np.ones(1, dtype=np.float32)
         self._moving = [False] * self.config.num_robots
         self._done = [False] * self.config.num_robots
         self._steps_moving = [0] * self.config.num_robots
         self._due = set(self._high)
         self.agents = list(self._high)
         self._reset_done = True
+        self.returns = dict.fromkeys(self.possible_agents, 0.0)
         return {a: self._high_obs(r) for r, a in enumerate(self._high)}, {}
 
     def step(
@@ -231,9 +220,12 @@ class ChickenYardEnv(MultiAgentEnv):
         obs: AgentDict = {}
         rewards: AgentDict = {}
         terminateds: AgentDict = {}
-        truncateds: AgentDict = {}
         infos: AgentDict = {}
         was_moving = list(self._moving)
+        # Every observation of this step, final ones included, shows the time after it.
+        self._time_left = np.array(
+            [1.0 - (self.yard.steps + 1) / self.config.timeout], dtype=np.float32
+        )
 
         for agent, action in action_dict.items():
             robot = self._robot_of[agent]
@@ -254,7 +246,7 @@ class ChickenYardEnv(MultiAgentEnv):
                         robot,
                         obs,
                         rewards,
-                        truncateds,
+                        terminateds,
                         infos,
                         arrived=False,
                         low_started=was_moving[robot],
@@ -267,14 +259,28 @@ class ChickenYardEnv(MultiAgentEnv):
                 obs[self._low[robot]] = self._low_obs(robot)
             else:
                 obs[self._high[robot]] = self._high_obs(robot)
-        self._due = {a for a in obs if a not in terminateds and a not in truncateds}
+        self._due = {a for a in obs if a not in terminateds}
         # RLlib's env checker wants every agent in this step's results in `agents`,
         # the ones that just finished included.
         self.agents = sorted(obs)
-        all_done = all(self._done)
-        terminateds["__all__"] = all_done and not truncateds
-        truncateds["__all__"] = all_done and bool(truncateds)
-        return obs, rewards, terminateds, truncateds, infos
+        terminateds["__all__"] = all(self._done)
+        if self.render_mode is not None:
+            for agent, reward in rewards.items():
+                self.returns[agent] += reward
+        return obs, rewards, terminateds, {"__all__": False}, infos
+
+    def render(self) -> np.ndarray | None:
+        """The yard now as an (H, W, 3) uint8 frame (with ``render_mode="rgb_array"``)."""
+        if self.render_mode is None:
+            return None
+        if self.render_mode != "rgb_array":
+            raise ValueError(f"render_mode {self.render_mode!r} is not one of {self.metadata}")
+        from hmarl.tasks.chicken_yard.render import YardRenderer
+
+        if self._renderer is None:
+            self._renderer = YardRenderer(self.config)
+        self._renderer.draw(self, self.returns)
+        return self._renderer.frame()
 
     # -- helpers ------------------------------------------------------------
 
@@ -329,6 +335,12 @@ class ChickenYardEnv(MultiAgentEnv):
                 raise ValueError(f"{agent}: action must be an integer, got {action!r}")
             if not 0 <= int(action) < n:
                 raise ValueError(f"{agent}: action {int(action)} is out of range 0..{n - 1}")
+        missing = self._due - set(action_dict)
+        if missing:
+            raise ValueError(
+                f"no action for {', '.join(sorted(missing))}: every agent due to act must "
+                "act (an empty step is not a clock tick)"
+            )
 
 
 def _is_integer(value: Any) -> bool:
@@ -337,6 +349,3 @@ def _is_integer(value: Any) -> bool:
     if isinstance(value, int | np.integer):
         return True
     return isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iu"
-
-
-register_env(ENV_NAME, ChickenYardEnv)

@@ -1,0 +1,86 @@
+"""The batched env contract: B copies of a task's env stepped as arrays, one call for all.
+
+A task may declare ``make_batched_env(env_config, num_envs)``. hmarl then evaluates
+on it (thousands of episodes a second) and samples from it for training, and
+:func:`hmarl.conformance.check_batched_env` holds it equal to the task's env, step
+for step, on the same seeds and actions.
+
+Agents come in *groups*: the agents of a group share one policy and one pair of
+spaces, and every array of a group is (B, N, ...), with its N agents in the order of
+``groups[name]``. Observation arrays follow the group's observation space with two
+leading axes (a dict of arrays for a Dict space).
+
+The flow matches the single env's: after ``reset`` and after each ``step``,
+``due(group)`` marks the agents that must act next, and ``observations(group)``
+holds what they see. An agent that ends on a step (``terminated`` or ``truncated``)
+has its final observation in ``observations(group)`` after that step, and its last
+info values in ``infos``. An env whose episode is ``over`` waits, ignoring its
+actions, until ``reset`` is called for it (``where`` picks the envs to reset), so
+the caller reads the final observations first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+class BatchedStep(Protocol):
+    """What one ``step`` did, per env and agent; every array is (B, N) or (B,)."""
+
+    rewards: Mapping[str, np.ndarray]
+    """Reward of each agent on this step, per group (0 for agents that got none)."""
+    terminated: Mapping[str, np.ndarray]
+    """Agents whose episode ended on this step for good."""
+    truncated: Mapping[str, np.ndarray]
+    """Agents cut off on this step by a limit outside the task (values bootstrap)."""
+    infos: Mapping[str, Mapping[str, np.ndarray]]
+    """Last-info values, per group and key, of the agents that ended on this step."""
+    over: np.ndarray
+    """(B,) envs whose episode ended on this step."""
+
+
+class BatchedEnv(Protocol):
+    """``num_envs`` copies of a task's env (see the module docstring)."""
+
+    groups: Mapping[str, Sequence[str]]
+    """Group name -> the agent ids in it, in array order."""
+    observation_spaces: Mapping[str, gym.Space]
+    """Group name -> the observation space of one of its agents."""
+    action_spaces: Mapping[str, gym.Space]
+    """Group name -> the action space of one of its agents."""
+    num_envs: int
+
+    def reset(self, seeds: Sequence[int], where: np.ndarray | None = None) -> None:
+        """Start new episodes: one seed per env reset, in order (every env if ``where`` is None).
+
+        Env b reset with seed s starts exactly as the task's env after ``reset(seed=s)``.
+        """
+        ...
+
+    def observations(self, group: str) -> Any: ...
+
+    def due(self, group: str) -> np.ndarray: ...
+
+    def step(self, actions: Mapping[str, np.ndarray]) -> BatchedStep:
+        """Advance every env one step; ``actions[group]`` is (B, N), read where due."""
+        ...
+
+
+def select(obs: Any, mask: np.ndarray) -> Any:
+    """The rows of a (B, N, ...) observation structure where ``mask`` (B, N) is true."""
+    if isinstance(obs, Mapping):
+        return {key: select(value, mask) for key, value in obs.items()}
+    return obs[mask]
+
+
+def agent_groups(env: BatchedEnv) -> dict[str, tuple[str, int]]:
+    """Agent id -> (its group, its index in the group's arrays)."""
+    return {
+        agent: (group, index)
+        for group, agents in env.groups.items()
+        for index, agent in enumerate(agents)
+    }

@@ -1,0 +1,158 @@
+"""PPO's torch learner, with what a hierarchy needs: per-level updates and held policies.
+
+**Updates per level.** RLlib 2.60's ``MiniBatchCyclicIterator`` (read in
+``ray/rllib/utils/minibatch_utils.py``) runs until the module with the *most*
+samples has done ``num_epochs``, cycling the modules with fewer samples: a high
+level with one sample per fifteen low-level samples has each of them used about
+sixty times per update, not ``num_epochs`` times. :class:`PerModuleMinibatches`
+gives each module its own ``num_epochs`` and ``minibatch_size`` (RLlib's
+per-module config overrides, the run's values by default): every epoch shuffles a
+module's samples and splits them into minibatches of nearly equal size, so each
+sample is used exactly ``num_epochs`` times. A module that runs out of minibatches
+sits out the remaining update steps: it is absent from their batch, so its loss
+term is absent, its gradients stay ``None`` and ``torch.optim.Adam`` skips its
+parameters (checked in ``TorchLearner.compute_gradients``/``apply_gradients``:
+gradients are zeroed with ``set_to_none=True`` before each step).
+
+**Held policies.** While the schedule holds a policy back, its module still gets
+a loss, but only the value function's: the critic learns the level's values from
+the first iteration, so it is trained, not raw, when the policy starts to learn.
+(A module that shares layers between its policy and its value head moves those
+layers through the value loss; hmarl's and RLlib's default modules share none.)
+
+**Visible learning.** Besides RLlib's per-module entropy, KL, value loss and
+explained variance, the learner logs the *clip fraction*: the share of samples
+whose probability ratio left PPO's clip range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import tree
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.learner import VF_LOSS_KEY
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.torch_utils import explained_variance
+
+CLIP_FRACTION = "clip_fraction"
+VF_EXPLAINED_VAR = "vf_explained_var"
+
+
+class PerModuleMinibatches:
+    """Minibatches of a multi-agent batch, each module with its own epochs and size.
+
+    Update step i carries the i-th minibatch of every module that has one left.
+    """
+
+    def __init__(
+        self,
+        batch: MultiAgentBatch,
+        epochs: Mapping[str, int],
+        minibatch_sizes: Mapping[str, int],
+        rng: np.random.Generator,
+    ) -> None:
+        self.batch = batch
+        self.plans: dict[str, list[np.ndarray]] = {}
+        for module_id, module_batch in batch.policy_batches.items():
+            n = len(module_batch)
+            parts = max(1, math.ceil(n / max(1, minibatch_sizes[module_id])))
+            self.plans[module_id] = [
+                indices
+                for _ in range(epochs[module_id])
+                for indices in np.array_split(rng.permutation(n), parts)
+            ]
+        self.steps = max((len(plan) for plan in self.plans.values()), default=0)
+
+    def __iter__(self) -> Iterator[MultiAgentBatch]:
+        for step in range(self.steps):
+            parts = {}
+            for module_id, plan in self.plans.items():
+                if step < len(plan):
+                    parts[module_id] = _rows(self.batch.policy_batches[module_id], plan[step])
+            yield MultiAgentBatch(parts, env_steps=max(len(p) for p in parts.values()))
+
+
+def _rows(batch: SampleBatch, indices: np.ndarray) -> SampleBatch:
+    index = torch.from_numpy(indices)
+    return SampleBatch(tree.map_structure(lambda column: column[index], dict(batch)))
+
+
+class HierarchicalPPOLearner(PPOTorchLearner):
+    """PPO's torch learner with per-module updates and held policies (see the module docstring)."""
+
+    @override(PPOTorchLearner)
+    def build(self) -> None:
+        super().build()
+        self.held: frozenset[str] = frozenset()
+        """Modules whose policy the schedule holds back (their value function trains)."""
+        self._minibatch_rng = np.random.default_rng(self.config.seed)
+
+    def set_held(self, modules: frozenset[str]) -> None:
+        self.held = frozenset(modules)
+
+    @override(PPOTorchLearner)
+    def _create_iterator_if_necessary(self, *, training_data: Any, **kwargs: Any) -> Any:
+        # Learner.update() calls this for its minibatch loop; 2.60's version turns the
+        # training data into a MultiAgentBatch of tensors (running the learner
+        # connector on episodes) and then cycles minibatches. Only the cycling changes.
+        batch = self._make_batch_if_necessary(training_data=training_data)
+        for module_id in list(batch.policy_batches):
+            if not self.should_module_be_updated(module_id, batch):
+                del batch.policy_batches[module_id]
+        if not batch.policy_batches:
+            return {}
+        configs = {m: self.config.get_config_for_module(m) for m in batch.policy_batches}
+        return PerModuleMinibatches(
+            batch,
+            epochs={m: c.num_epochs for m, c in configs.items()},
+            minibatch_sizes={
+                m: c.minibatch_size or len(batch.policy_batches[m]) for m, c in configs.items()
+            },
+            rng=self._minibatch_rng,
+        )
+
+    @override(PPOTorchLearner)
+    def compute_loss_for_module(
+        self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]
+    ) -> torch.Tensor:
+        if module_id in self.held:
+            return self._value_loss(module_id, config, batch, fwd_out)
+        loss = super().compute_loss_for_module(
+            module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
+        )
+        module = self.module[module_id].unwrapped()
+        with torch.no_grad():
+            dist = module.get_train_action_dist_cls().from_logits(
+                fwd_out[Columns.ACTION_DIST_INPUTS]
+            )
+            ratio = torch.exp(dist.logp(batch[Columns.ACTIONS]) - batch[Columns.ACTION_LOGP])
+            clipped = ((ratio - 1.0).abs() > config.clip_param).float().mean()
+        self.metrics.log_value((module_id, CLIP_FRACTION), clipped, window=1)
+        return loss
+
+    def _value_loss(
+        self, module_id: str, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]
+    ) -> torch.Tensor:
+        """PPO's value term alone (its clipping and coefficient), for a held module."""
+        module = self.module[module_id].unwrapped()
+        values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+        targets = batch[Postprocessing.VALUE_TARGETS]
+        squared = torch.pow(values - targets, 2.0)
+        mean_loss = torch.clamp(squared, 0, config.vf_clip_param).mean()
+        self.metrics.log_dict(
+            {
+                VF_LOSS_KEY: mean_loss,
+                VF_EXPLAINED_VAR: explained_variance(targets, values),
+            },
+            key=module_id,
+            window=1,
+        )
+        return config.vf_loss_coeff * mean_loss

@@ -1,0 +1,103 @@
+"""Policies that act on batches of observations: uniform random, and greedy from RL modules.
+
+Both follow :class:`hmarl.task.Policy`: ``act(policy_id, obs)`` takes a batch of
+observations of agents that share a policy (the policy's observation space with a
+leading batch axis) and returns one action per row. Task baselines follow it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+def batch_size(obs: Any) -> int:
+    """Rows in a batch of observations (a dict of arrays, a tuple, or an array)."""
+    while isinstance(obs, Mapping | tuple):
+        obs = next(iter(obs.values())) if isinstance(obs, Mapping) else obs[0]
+    return len(obs)
+
+
+class RandomPolicy:
+    """Uniform random actions from each policy's action space: the floor of every score."""
+
+    def __init__(self, action_spaces: Mapping[str, gym.Space], seed: int | None = None) -> None:
+        self.action_spaces = dict(action_spaces)
+        self.rng = np.random.default_rng(seed)
+        for offset, space in enumerate(self.action_spaces.values()):
+            space.seed(None if seed is None else seed + offset)
+
+    def act(self, policy_id: str, obs: Any) -> np.ndarray:
+        space = self.action_spaces[policy_id]
+        n = batch_size(obs)
+        if isinstance(space, gym.spaces.Discrete):
+            return space.start + self.rng.integers(space.n, size=n)
+        return np.stack([space.sample() for _ in range(n)])
+
+
+class ModulePolicy:
+    """Greedy actions of RL modules (trained ones, from a checkpoint or an export).
+
+    ``observation_spaces`` are the env's spaces per policy. A module that sees a
+    flat Box where the env's space is structured (RLlib's default modules behind its
+    ``FlattenObservations`` connector) gets its batches flattened by the very
+    function that connector applies.
+    """
+
+    def __init__(
+        self,
+        modules: Mapping[str, Any],
+        observation_spaces: Mapping[str, gym.Space],
+        source: Any = None,
+    ) -> None:
+        self.modules = dict(modules)
+        self.observation_spaces = dict(observation_spaces)
+        self.source = source
+        """Where the modules came from (a checkpoint or export folder), for messages."""
+
+    def act(self, policy_id: str, obs: Any) -> np.ndarray:
+        import torch
+        from ray.rllib.core.columns import Columns
+
+        module = self.modules[policy_id]
+        batch = self.module_input(policy_id, obs)
+        with torch.no_grad():
+            inputs = module.forward_inference({Columns.OBS: batch})[Columns.ACTION_DIST_INPUTS]
+            dist = module.get_inference_action_dist_cls().from_logits(inputs)
+            return dist.to_deterministic().sample().numpy()
+
+    def module_input(self, policy_id: str, obs: Any) -> Any:
+        """A batch of env observations as the policy's module takes them (torch tensors)."""
+        import torch
+        from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
+        from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
+
+        space = self.observation_spaces[policy_id]
+        if _flattened(self.modules[policy_id].observation_space, space):
+            struct = get_base_struct_from_space(space)
+            flat = flatten_inputs_to_1d_tensor(obs, spaces_struct=struct, batch_axis=True)
+            return torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
+        return _to_torch(obs)
+
+
+def _flattened(module_space: gym.Space | None, env_space: gym.Space) -> bool:
+    """Does a module see ``env_space`` flattened (a 1-D Box for a structured space)?"""
+
+    def flat(space: gym.Space | None) -> bool:
+        return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+
+    return flat(module_space) and not flat(env_space)
+
+
+def _to_torch(obs: Any) -> Any:
+    import torch
+
+    if isinstance(obs, Mapping):
+        return {key: _to_torch(value) for key, value in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(_to_torch(value) for value in obs)
+    array = np.ascontiguousarray(obs)
+    return torch.from_numpy(array.astype(np.float32) if array.dtype == np.float64 else array)

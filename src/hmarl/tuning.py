@@ -1,0 +1,55 @@
+"""Training as a Ray Tune trial: Tune checkpoints it, logs it, and hands results back.
+
+A resumed run is a new trial in the same folder that starts from the last
+checkpoint (``Plan.start_from``). Unlike ``Tuner.restore`` this also extends a run
+that finished, and it obeys the new command's limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from hmarl.algorithm import HierarchicalPPO
+from hmarl.training import Deadline, Plan
+
+
+def train_with_tune(config: Any, p: Plan, deadline: Deadline, on_result: Callable) -> Path:
+    """Train ``config`` as one Tune trial in ``p.out``; return the final checkpoint's path."""
+    global _on_result
+    _on_result = on_result
+    out = p.out.resolve()
+    run_config = tune.RunConfig(
+        name=out.name,
+        storage_path=str(out.parent),
+        stop=lambda trial_id, result: deadline.done(result),
+        callbacks=[ReportProgress()],
+        verbose=0,
+        checkpoint_config=tune.CheckpointConfig(
+            checkpoint_frequency=p.cfg.checkpoint_every, checkpoint_at_end=True
+        ),
+    )
+    tuner = tune.Tuner(HierarchicalPPO, param_space=config, run_config=run_config)
+    result = tuner.fit()[0]
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}")
+    return Path(result.checkpoint.path)
+
+
+class ReportProgress(tune.Callback):
+    """Hands each result from the trial to the command's progress display.
+
+    Tune pickles its callbacks with the experiment, and a display (locks, a
+    terminal) does not pickle, so this holds none: it calls the module's
+    ``_on_result``, which the running command sets.
+    """
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_: Any):
+        _on_result(result)
+
+
+def _on_result(result: dict) -> None:
+    """Replaced by the running command's progress display."""
