@@ -20,16 +20,28 @@ the CLI then warns).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from typing import Any
 
+import torch
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
 
 from hmarl.checkpoints import write_marker
 from hmarl.learner import HierarchicalPPOLearner
 from hmarl.metrics import count_key, metric_key
-from hmarl.task import Schedule
+from hmarl.task import DISCOUNTING, Schedule, Task
 
 
 class HierarchicalPPOConfig(PPOConfig):
@@ -41,12 +53,46 @@ class HierarchicalPPOConfig(PPOConfig):
         """The policy to hold back, and until when (None: all train from the start)."""
         self.schedule_timeout: int | None = None
         """Env steps after which a schedule still holding is reported as stalled."""
+        self.discounting = "smdp"
+        """"smdp": gamma per env step, inside decisions too; "per-decision": RLlib's."""
+        self.task: Task | None = None
+        """The task, for hmarl's batched sampler (which builds the task's batched env)."""
+        self.sampler = "rllib"
+        """"batched": hmarl's BatchedEnvRunner; "rllib": RLlib's MultiAgentEnvRunner."""
+        self.flatten_policies: tuple[str, ...] = ()
+        """Policies whose modules see their observations flattened (RLlib's default MLPs)."""
+        self.torch_threads = 1
+        """Threads torch may use per process. hmarl's networks are small: handing each
+        operation to a second thread costs more than it saves (1 ms against 21 ms for
+        a 64-64 MLP's forward and backward pass on 1000 rows, measured on the 2-core
+        machine with a second process busy)."""
 
     def hierarchy(
-        self, *, schedule: Schedule | None = None, schedule_timeout: int | None = None
+        self,
+        *,
+        schedule: Schedule | None = None,
+        schedule_timeout: int | None = None,
+        discounting: str | None = None,
+        task: Task | None = None,
+        sampler: str | None = None,
+        flatten_policies: tuple[str, ...] = (),
     ) -> HierarchicalPPOConfig:
         self.schedule = schedule
         self.schedule_timeout = schedule_timeout
+        if discounting is not None:
+            if discounting not in DISCOUNTING:
+                raise ValueError(f"discounting must be one of {DISCOUNTING}, got {discounting!r}")
+            self.discounting = discounting
+        self.task = task
+        self.flatten_policies = tuple(flatten_policies)
+        if sampler is not None:
+            if sampler not in ("batched", "rllib"):
+                raise ValueError(f"sampler must be 'batched' or 'rllib', got {sampler!r}")
+            if sampler == "batched":
+                from hmarl.sampler import BatchedEnvRunner
+
+                self.env_runners(env_runner_cls=BatchedEnvRunner)
+            self.sampler = sampler
         return self
 
     @override(PPOConfig)
@@ -64,6 +110,7 @@ class HierarchicalPPO(PPO):
 
     @override(PPO)
     def setup(self, config: Any) -> None:
+        torch.set_num_threads(config.torch_threads)
         super().setup(config)
         schedule = self.config.schedule
         self.schedule_open = schedule is None or schedule.threshold <= 0
@@ -79,7 +126,49 @@ class HierarchicalPPO(PPO):
         # Every iteration, so a learner that was recreated (or restored) holds the same.
         held = self.held
         self.learner_group.foreach_learner(lambda learner, _held=held: learner.set_held(_held))
-        return super().training_step()
+        if self.config.sampler != "batched":
+            return super().training_step()
+        return self._batched_training_step()
+
+    def _batched_training_step(self) -> None:
+        """PPO's training step, with batches from hmarl's BatchedEnvRunners.
+
+        The same three steps as ``PPO.training_step`` (sample, update, sync weights)
+        with the same timers and metrics; the batches arrive without advantages,
+        which the learner adds (see hmarl.learner).
+        """
+        runners = self.env_runner_group
+        remote = runners.num_remote_env_runners() > 0
+        steps = math.ceil(
+            self.config.total_train_batch_size / max(1, runners.num_healthy_remote_env_runners())
+        )
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            sampled = runners.foreach_env_runner(
+                lambda runner, n=steps: (runner.sample(num_timesteps=n), runner.get_metrics()),
+                local_env_runner=not remote,
+            )
+            if not sampled:  # every remote runner failed this time; they get restarted
+                return
+            self.metrics.aggregate([metrics for _, metrics in sampled], key=ENV_RUNNER_RESULTS)
+        batch = merge_batches([batch for batch, _ in sampled])
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            learner_results = self.learner_group.update(
+                batch=batch,
+                timesteps={
+                    NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                        (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)
+                    ),
+                },
+                num_epochs=self.config.num_epochs,
+                minibatch_size=self.config.minibatch_size,
+            )
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            runners.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                policies=set(batch.policy_batches),
+                inference_only=True,
+            )
 
     @override(PPO)
     def step(self) -> dict[str, Any]:
@@ -143,6 +232,25 @@ class HierarchicalPPO(PPO):
         super().set_state(state)
         if "schedule_open" in state:
             self.schedule_open = bool(state["schedule_open"])
+
+
+def merge_batches(parts: list[dict[str, dict[str, Any]]]) -> MultiAgentBatch:
+    """The batches of several runners as one: each policy's rows side by side.
+
+    Each runner's rows already end every sequence with its bootstrap row, so they
+    can be concatenated as they are.
+    """
+    from hmarl.sampler import concatenate_columns
+
+    policies = dict.fromkeys(p for part in parts for p, rows in part.items() if rows)
+    batches = {
+        policy: SampleBatch(
+            concatenate_columns([part[policy] for part in parts if part.get(policy)])
+        )
+        for policy in policies
+    }
+    env_steps = sum(len(b) for b in batches.values())
+    return MultiAgentBatch(batches, env_steps=env_steps)
 
 
 def _lookup(tree: dict[str, Any], key: tuple[str, ...]) -> Any:

@@ -298,6 +298,8 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         "checkpoint_every": args.checkpoint_every,
         "modules": args.modules,
         "schedule_timeout": args.schedule_timeout,
+        "discounting": args.discounting,
+        "sampler": args.sampler,
     }
     given = {k: v for k, v in settings.items() if v is not None}
     try:
@@ -457,6 +459,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         type=positive_int,
         metavar="STEPS",
         help="warn when the schedule still holds a policy after this many env steps",
+    )
+    p.add_argument(
+        "--discounting",
+        choices=("smdp", "per-decision"),
+        help="a decision lasting k env steps counts gamma**k (smdp) or gamma once (RLlib's "
+        "per-decision); default: the task's",
+    )
+    p.add_argument(
+        "--sampler",
+        choices=("auto", "batched", "rllib"),
+        help="batched: hmarl's sampler on the task's batched env; rllib: RLlib's env runner; "
+        "auto (default): batched when the task has a batched env",
     )
     p.set_defaults(func=cmd_train)
 

@@ -23,6 +23,13 @@ layers through the value loss; hmarl's and RLlib's default modules share none.)
 **Visible learning.** Besides RLlib's per-module entropy, KL, value loss and
 explained variance, the learner logs the *clip fraction*: the share of samples
 whose probability ratio left PPO's clip range.
+
+**Advantages.** RLlib's GAE piece at the end of the learner connector pipeline is
+replaced by :class:`hmarl.advantages.SMDPAdvantageEstimation` (SMDP-correct for
+agents that decide at irregular times; RLlib's arithmetic with
+``discounting="per-decision"``). Batches from hmarl's batched sampler arrive
+without advantages; the learner adds them with the same function before the
+minibatch loop.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.torch_utils import explained_variance
+
+from hmarl.advantages import SMDPAdvantageEstimation, add_advantages
 
 CLIP_FRACTION = "clip_fraction"
 VF_EXPLAINED_VAR = "vf_explained_var"
@@ -91,6 +100,16 @@ class HierarchicalPPOLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def build(self) -> None:
         super().build()
+        if self._learner_connector is not None:
+            # PPOLearner.build() appended RLlib's GAE piece last; hmarl's goes there.
+            self._learner_connector.remove("GeneralAdvantageEstimation")
+            self._learner_connector.append(
+                SMDPAdvantageEstimation(
+                    gamma=self.config.gamma,
+                    lambda_=self.config.lambda_,
+                    smdp=self.config.discounting == "smdp",
+                )
+            )
         self.held: frozenset[str] = frozenset()
         """Modules whose policy the schedule holds back (their value function trains)."""
         self._minibatch_rng = np.random.default_rng(self.config.seed)
@@ -104,6 +123,11 @@ class HierarchicalPPOLearner(PPOTorchLearner):
         # training data into a MultiAgentBatch of tensors (running the learner
         # connector on episodes) and then cycles minibatches. Only the cycling changes.
         batch = self._make_batch_if_necessary(training_data=training_data)
+        for module_id, module_batch in batch.policy_batches.items():
+            if Postprocessing.ADVANTAGES not in module_batch:  # from the batched sampler
+                add_advantages(
+                    self.module[module_id].unwrapped(), module_batch, self.config.lambda_
+                )
         for module_id in list(batch.policy_batches):
             if not self.should_module_be_updated(module_id, batch):
                 del batch.policy_batches[module_id]

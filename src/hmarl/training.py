@@ -92,6 +92,12 @@ class TrainConfig:
     """Override the task's schedule threshold (0: no policy is held back)."""
     schedule_timeout: int | None = 2_000_000
     """Env steps after which a schedule still holding a policy back is reported."""
+    discounting: Literal["smdp", "per-decision"] | None = None
+    """A decision lasting k env steps is discounted by gamma**k ("smdp") or once
+    ("per-decision", RLlib's way); default: the task's choice."""
+    sampler: Literal["auto", "batched", "rllib"] = "auto"
+    """"batched": hmarl's sampler on the task's batched env; "rllib": RLlib's env runner
+    on the task's env; "auto": batched when the task declares a batched env."""
 
     def __post_init__(self) -> None:
         if isinstance(self.out, str):
@@ -253,6 +259,7 @@ def preflight(task: Task, env_config: dict[str, Any]) -> dict[str, tuple[Any, An
     breaks the turn-taking protocol each raise TaskError naming the problem.
     """
     from hmarl.conformance import check_env
+    from hmarl.task_env import make_task_env
 
     env = make_task_env(task, env_config)
     policies = task.policy_spaces(env)
@@ -265,22 +272,6 @@ def preflight(task: Task, env_config: dict[str, Any]) -> dict[str, tuple[Any, An
             f"task {task.name}: its env failed while checked: {type(err).__name__}: {err}"
         ) from None
     return policies
-
-
-def make_task_env(task: Task, env_config: dict[str, Any]) -> Any:
-    """``task.make_env(env_config)``, with a clear error when it fails or returns something odd."""
-    from ray.rllib.env.multi_agent_env import MultiAgentEnv
-
-    try:
-        env = task.make_env(dict(env_config))
-    except Exception as err:
-        raise TaskError(f"task {task.name}: make_env failed: {type(err).__name__}: {err}") from None
-    if not isinstance(env, MultiAgentEnv):
-        raise TaskError(
-            f"task {task.name}: make_env returned a {type(env).__name__}, not a "
-            "ray.rllib.env.multi_agent_env.MultiAgentEnv"
-        )
-    return env
 
 
 def _check_new_run_folder(out: Path) -> None:
@@ -321,21 +312,6 @@ def _plan_resume(result: Plan) -> None:
 # -- the RLlib config -------------------------------------------------------------
 
 
-class TaskEnv:
-    """The env creator RLlib calls in every env runner: the task's ``make_env``.
-
-    Registered with Tune's registry under :func:`env_name`, which ships it to every
-    Ray worker; unpickling it there imports the task's module (from the working
-    directory or ``PYTHONPATH``, see :mod:`hmarl.registry`).
-    """
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-
-    def __call__(self, env_config: dict[str, Any]) -> Any:
-        return make_task_env(self.task, dict(env_config))
-
-
 def env_name(task: Task) -> str:
     """The name the task's env creator is registered under with RLlib."""
     return f"hmarl:{task.name}"
@@ -359,9 +335,11 @@ def build_config(p: Plan) -> Any:
 
     from hmarl.algorithm import HierarchicalPPOConfig
     from hmarl.metrics import EpisodeMetrics
+    from hmarl.task_env import TaskEnv
 
     cfg, task = p.cfg, p.task
-    specs, flatten = module_specs(p)
+    specs, flat_policies = module_specs(p)
+    sampler = "batched" if use_batched_sampler(p) else "rllib"
     register_env(env_name(task), TaskEnv(task))
     config = (
         HierarchicalPPOConfig()
@@ -394,10 +372,21 @@ def build_config(p: Plan) -> Any:
         )
         .callbacks(on_episode_end=EpisodeMetrics(task.metrics, task.policy_of))
         .debugging(seed=cfg.seed)
-        .hierarchy(schedule=schedule(p), schedule_timeout=cfg.schedule_timeout)
+        .hierarchy(
+            schedule=schedule(p),
+            schedule_timeout=cfg.schedule_timeout,
+            discounting=cfg.discounting or task.discounting,
+            task=task,
+            sampler=sampler,
+            flatten_policies=tuple(flat_policies),
+        )
     )
-    if flatten:
-        config.env_runners(env_to_module_connector=functools.partial(_flatten, flatten))
+    if flat_policies and sampler == "rllib":
+        from hmarl.task_env import make_task_env
+
+        env = make_task_env(task, p.env_config)
+        agents = [a for a in env.possible_agents if task.policy_of(a) in flat_policies]
+        config.env_runners(env_to_module_connector=functools.partial(_flatten, agents))
     if p.start_from is not None:
         # Restored inside the algorithm's own setup, so it works the same in this
         # process and in a Tune trial (the callback travels with the config).
@@ -405,8 +394,17 @@ def build_config(p: Plan) -> Any:
     return config
 
 
-def module_specs(p: Plan) -> tuple[dict[str, Any], list[str]]:
-    """The RL module spec of each policy, and the agents whose observations to flatten.
+def use_batched_sampler(p: Plan) -> bool:
+    """Whether the run samples with hmarl's batched sampler (see TrainConfig.sampler)."""
+    if p.cfg.sampler == "batched" and p.task.make_batched_env is None:
+        raise TaskError(f"task {p.task.name} declares no batched env; use --sampler rllib")
+    return p.cfg.sampler == "batched" or (
+        p.cfg.sampler == "auto" and p.task.make_batched_env is not None
+    )
+
+
+def module_specs(p: Plan) -> tuple[dict[str, Any], set[str]]:
+    """The RL module spec of each policy, and the policies whose observations to flatten.
 
     A policy gets the task's module unless ``--modules default``; otherwise RLlib's
     default MLPs, which need Dict and Tuple observations flattened (RLlib's own
@@ -432,9 +430,7 @@ def module_specs(p: Plan) -> tuple[dict[str, Any], list[str]]:
                 spec, model_config={**(spec.model_config or {}), "hidden_sizes": cfg.hidden_sizes}
             )
         specs[policy] = spec
-    env = make_task_env(p.task, p.env_config)
-    agents = [a for a in env.possible_agents if p.task.policy_of(a) in flat_policies]
-    return specs, agents
+    return specs, flat_policies
 
 
 def _flatten(agents: list[str], env: Any, spaces: Any, device: Any) -> Any:

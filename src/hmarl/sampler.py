@@ -1,0 +1,509 @@
+"""The batched sampler: an RLlib EnvRunner that steps a task's batched env as arrays.
+
+RLlib's ``MultiAgentEnvRunner`` keeps a ``MultiAgentEpisode`` per env and does
+per-agent, per-step bookkeeping in Python; for small envs that bookkeeping, not
+the env or the networks, is the cost of sampling. :class:`BatchedEnvRunner` is a
+real RLlib ``EnvRunner`` (built by RLlib's ``EnvRunnerGroup``, local or remote,
+restarted by its fault tolerance, its weights synced by the Algorithm) that
+instead steps the task's :class:`~hmarl.batched_env.BatchedEnv`: each step, each
+policy's RL module runs once on all of its agents that are due, through
+``forward_exploration`` and the module's own action distribution.
+
+What it hands the learner is a batch per policy in exactly the layout RLlib's
+learner connectors build from episodes: each agent's decisions in time order,
+then one row with its latest observation for the bootstrap value (loss-masked),
+the last real row flagged terminated or truncated (truncated also where the
+sample cuts a still running sequence). A decision's reward is its return,
+discounted inside the decision by its own env steps with ``smdp`` discounting
+(the plain sum otherwise), and a ``hmarl_discounts`` column holds gamma**k (or
+gamma). The learner then computes values and advantages with
+:func:`hmarl.advantages.add_advantages`, the same function that serves RLlib's
+own sampler. A decision still running at the end of a sample is carried into
+the next one, as RLlib carries a hanging action into the next episode chunk.
+
+Episode seeds come from the runner's own generator (seeded from the run's seed
+and the runner's index) and stay below the evaluation seeds; its state and
+torch's are part of the runner's state, so a resumed run continues the stream
+instead of replaying the first yards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core import COMPONENT_RL_MODULE
+from ray.rllib.core.columns import Columns
+from ray.rllib.env import INPUT_ENV_SINGLE_SPACES, INPUT_ENV_SPACES
+from ray.rllib.env.env_runner import EnvRunner
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.checkpoints import Checkpointable
+from ray.rllib.utils.metrics import (
+    EPISODE_LEN_MEAN,
+    NUM_AGENT_STEPS_SAMPLED,
+    NUM_AGENT_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_SAMPLED,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES,
+    NUM_EPISODES_LIFETIME,
+    NUM_MODULE_STEPS_SAMPLED,
+    NUM_MODULE_STEPS_SAMPLED_LIFETIME,
+    WEIGHTS_SEQ_NO,
+)
+from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
+from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
+
+from hmarl.advantages import DISCOUNTS
+from hmarl.batched_env import BatchedEnv, select
+from hmarl.evaluation import EVAL_SEED_BASE, group_policies
+from hmarl.metrics import WINDOW, log_agent_episode
+
+Batch = dict[str, Any]
+"""One policy's columns: numpy arrays (a dict of them for structured observations)."""
+
+
+def flat_space(space: gym.Space) -> gym.spaces.Box:
+    """The space RLlib's ``FlattenObservations`` connector turns ``space`` into."""
+    struct = get_base_struct_from_space(space)
+    size = flatten_inputs_to_1d_tensor(
+        _sample(struct), spaces_struct=struct, batch_axis=False
+    ).shape[0]
+    return gym.spaces.Box(float("-inf"), float("inf"), (size,), np.float32)
+
+
+def _sample(struct: Any) -> Any:
+    if isinstance(struct, Mapping):
+        return {k: _sample(v) for k, v in struct.items()}
+    if isinstance(struct, tuple):
+        return tuple(_sample(v) for v in struct)
+    return struct.sample()
+
+
+@dataclass
+class _Rows:
+    """Rows emitted by one group during a sample, in emission order (sorted at the end)."""
+
+    keys: list[np.ndarray] = field(default_factory=list)
+    """(n, 3) per emission: slot, step, and 0 for a decision or 1 for a bootstrap row."""
+    columns: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, slots: np.ndarray, step: int, bootstrap: bool, columns: dict[str, Any]) -> None:
+        keys = np.stack([slots, np.full(len(slots), step), np.full(len(slots), int(bootstrap))], 1)
+        self.keys.append(keys)
+        self.columns.append(columns)
+
+
+class BatchedEnvRunner(EnvRunner, Checkpointable):
+    """Samples a task's batched env for RLlib's learners (see the module docstring)."""
+
+    @override(EnvRunner)
+    def __init__(self, *, config: Any, **kwargs: Any) -> None:
+        torch.set_num_threads(config.torch_threads)
+        super().__init__(config=config, **kwargs)
+        self.task = config.task
+        self.spaces = kwargs.get("spaces") or {}
+        self.num_envs = config.num_envs_per_env_runner
+        self.gamma = config.gamma
+        self.smdp = config.discounting == "smdp"
+        self.flatten = frozenset(config.flatten_policies)
+        self._seeds = np.random.default_rng([config.seed or 0, self.worker_index or 0])
+        self._weights_seq_no = 0
+        self.env: BatchedEnv | None = None
+        if self.worker_index or config.num_env_runners == 0:
+            self.make_env()
+        self.make_module()
+
+    # -- building ----------------------------------------------------------------------
+
+    @override(EnvRunner)
+    def make_env(self) -> None:
+        self.env = self.task.make_batched_env(dict(self.config.env_config), self.num_envs)
+        self.policies = group_policies(self.task, self.env)
+        """Group -> the policy its agents act for."""
+        self._state = {g: _Slots(self.env, g) for g in self.env.groups}
+        self._needs_reset = True
+
+    @override(EnvRunner)
+    def make_module(self) -> None:
+        spec = self.config.get_multi_rl_module_spec(spaces=self.get_spaces(), inference_only=True)
+        self.module = spec.build()
+
+    @override(EnvRunner)
+    def get_spaces(self) -> dict[str, tuple[gym.Space, gym.Space]]:
+        if self.env is None:
+            return self.spaces
+        spaces: dict[str, tuple[gym.Space, gym.Space]] = {}
+        for group, policy in self.policies.items():
+            obs = self.env.observation_spaces[group]
+            spaces[policy] = (
+                flat_space(obs) if policy in self.flatten else obs,
+                self.env.action_spaces[group],
+            )
+        agents = {agent: group for group, members in self.env.groups.items() for agent in members}
+        single = (
+            gym.spaces.Dict({a: self.env.observation_spaces[g] for a, g in agents.items()}),
+            gym.spaces.Dict({a: self.env.action_spaces[g] for a, g in agents.items()}),
+        )
+        return {INPUT_ENV_SPACES: single, INPUT_ENV_SINGLE_SPACES: single, **spaces}
+
+    @override(EnvRunner)
+    def assert_healthy(self) -> None:
+        assert self.env is not None and self.module is not None
+
+    # -- sampling ----------------------------------------------------------------------
+
+    @override(EnvRunner)
+    def sample(self, *, num_timesteps: int | None = None, **kwargs: Any) -> dict[str, Batch]:
+        """At least ``num_timesteps`` env steps (all envs stepped together); a batch per policy."""
+        if self._needs_reset:
+            self.env.reset(self._draw_seeds(self.num_envs))
+            self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
+            self._needs_reset = False
+        steps = math.ceil(
+            (num_timesteps or self.config.get_rollout_fragment_length() * self.num_envs)
+            / self.num_envs
+        )
+        rows = {group: _Rows() for group in self.env.groups}
+        for step in range(steps):
+            actions = {group: self._act(group, step, rows[group]) for group in self.env.groups}
+            result = self.env.step(actions)
+            for group in self.env.groups:
+                self._after_step(group, step, result, rows[group])
+            self._episode_steps += 1
+            if result.over.any():
+                self._log_episodes(result.over)
+                self.env.reset(self._draw_seeds(int(result.over.sum())), where=result.over)
+                self._episode_steps[result.over] = 0
+        for group in self.env.groups:
+            self._close_sequences(group, steps, rows[group])
+        self._log_steps(steps)
+        batches = {
+            policy: _assemble([rows[g] for g, p in self.policies.items() if p == policy])
+            for policy in dict.fromkeys(self.policies.values())
+        }
+        return {policy: batch for policy, batch in batches.items() if batch}
+
+    def _act(self, group: str, step: int, rows: _Rows) -> np.ndarray:
+        """Actions of the group's due agents; their decisions start (and earlier ones end)."""
+        state = self._state[group]
+        due = self.env.due(group)
+        space = self.env.action_spaces[group]
+        actions = np.zeros(due.shape + space.shape, dtype=space.dtype)
+        if not due.any():
+            return actions
+        policy = self.policies[group]
+        obs = self._module_input(policy, select(self.env.observations(group), due))
+        module = self.module[policy]
+        with torch.no_grad():
+            out = module.forward_exploration({Columns.OBS: _to_torch(obs)})
+            inputs = out[Columns.ACTION_DIST_INPUTS]
+            dist = module.get_exploration_action_dist_cls().from_logits(inputs)
+            chosen = dist.sample()
+            logp = dist.logp(chosen)
+        chosen = chosen.numpy()
+        state.complete(due & state.pending, step, rows, terminated=None, truncated=None)
+        state.start(due, obs, chosen, logp.numpy(), inputs.numpy())
+        actions[due] = chosen
+        self._log_module_steps(policy, int(due.sum()))
+        return actions
+
+    def _after_step(self, group: str, step: int, result: Any, rows: _Rows) -> None:
+        state = self._state[group]
+        rewards = result.rewards[group]
+        state.collect(rewards, self.gamma, self.smdp)
+        ended = result.terminated[group] | result.truncated[group]
+        if not ended.any():
+            return
+        policy = self.policies[group]
+        state.complete(
+            ended & state.pending,
+            step,
+            rows,
+            terminated=result.terminated[group],
+            truncated=result.truncated[group],
+        )
+        closing = ended & state.open
+        final = self._module_input(policy, select(self.env.observations(group), closing))
+        state.bootstrap(closing, final, step, rows)
+        infos = {key: values[ended] for key, values in result.infos[group].items()}
+        for i, episode_return in enumerate(state.episode_return[ended]):
+            info = {key: values[i] for key, values in infos.items()}
+            log_agent_episode(self.metrics, self.task.metrics, policy, episode_return, info)
+        state.episode_return[ended] = 0.0
+
+    def _close_sequences(self, group: str, steps: int, rows: _Rows) -> None:
+        """End a sample as RLlib's env runner ends its episode chunks.
+
+        An agent that observes now has finished its decision within the sample: its
+        row goes out, with a bootstrap row of what it observes now. An agent inside
+        a decision carries it into the next sample; rows it already has get a
+        bootstrap row of the observation that decision started from.
+        """
+        state = self._state[group]
+        due = self.env.due(group)
+        state.complete(due & state.pending, steps, rows, terminated=None, truncated=None)
+        closing = due & state.open
+        now = self._module_input(
+            self.policies[group], select(self.env.observations(group), closing)
+        )
+        state.bootstrap(closing, now, steps, rows)
+        waiting = state.open.copy()
+        if waiting.any():
+            started = _map(lambda column: column[waiting], state.columns[Columns.OBS])
+            state.bootstrap(waiting, started, steps, rows)
+
+    def _module_input(self, policy: str, obs: Any) -> Any:
+        """Observation rows as the policy's module takes them (flattened for RLlib's MLPs)."""
+        if policy not in self.flatten:
+            return obs
+        space = self.env.observation_spaces[
+            next(g for g, p in self.policies.items() if p == policy)
+        ]
+        struct = get_base_struct_from_space(space)
+        return np.asarray(
+            flatten_inputs_to_1d_tensor(obs, spaces_struct=struct, batch_axis=True),
+            dtype=np.float32,
+        )
+
+    def _draw_seeds(self, count: int) -> list[int]:
+        return self._seeds.integers(0, EVAL_SEED_BASE, size=count).tolist()
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def _log_steps(self, steps: int) -> None:
+        env_steps = steps * self.num_envs
+        self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
+        self.metrics.log_value(
+            NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True
+        )
+        self.num_env_steps_sampled_lifetime += env_steps
+
+    def _log_module_steps(self, policy: str, count: int) -> None:
+        for key, reduce in (
+            (NUM_MODULE_STEPS_SAMPLED, "sum"),
+            (NUM_MODULE_STEPS_SAMPLED_LIFETIME, "lifetime_sum"),
+            (NUM_AGENT_STEPS_SAMPLED, "sum"),
+            (NUM_AGENT_STEPS_SAMPLED_LIFETIME, "lifetime_sum"),
+        ):
+            self.metrics.log_value((key, policy), count, reduce=reduce)
+
+    def _log_episodes(self, over: np.ndarray) -> None:
+        count = int(over.sum())
+        self.metrics.log_value(NUM_EPISODES, count, reduce="sum")
+        self.metrics.log_value(NUM_EPISODES_LIFETIME, count, reduce="lifetime_sum")
+        for length in self._episode_steps[over]:
+            self.metrics.log_value(EPISODE_LEN_MEAN, int(length), window=WINDOW)
+
+    @override(EnvRunner)
+    def get_metrics(self) -> dict[str, Any]:
+        return self.metrics.reduce()
+
+    # -- state -------------------------------------------------------------------------
+
+    @override(Checkpointable)
+    def get_state(
+        self, components: Any = None, *, not_components: Any = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            NUM_ENV_STEPS_SAMPLED_LIFETIME: self.num_env_steps_sampled_lifetime,
+            "episode_seeds": self._seeds.bit_generator.state,
+            "torch_rng": torch.get_rng_state().numpy(),
+        }
+        if self._check_component(COMPONENT_RL_MODULE, components, not_components):
+            state[COMPONENT_RL_MODULE] = self.module.get_state(
+                components=self._get_subcomponents(COMPONENT_RL_MODULE, components),
+                not_components=self._get_subcomponents(COMPONENT_RL_MODULE, not_components),
+                **kwargs,
+            )
+            state[WEIGHTS_SEQ_NO] = self._weights_seq_no
+        return state
+
+    @override(Checkpointable)
+    def set_state(self, state: dict[str, Any]) -> None:
+        if COMPONENT_RL_MODULE in state:
+            seq_no = state.get(WEIGHTS_SEQ_NO, 0)
+            # As RLlib's env runners: take weights that are newer than ours (0: always).
+            if seq_no == 0 or self._weights_seq_no < seq_no:
+                weights = state[COMPONENT_RL_MODULE]
+                if not isinstance(weights, dict):  # an ObjectRef from a remote learner
+                    import ray
+
+                    weights = ray.get(weights)
+                self.module.set_state(weights)
+            if seq_no > 0:
+                self._weights_seq_no = seq_no
+        if "episode_seeds" in state:
+            # A resumed run goes on with new episodes instead of replaying the first ones.
+            self._seeds.bit_generator.state = state["episode_seeds"]
+            torch.set_rng_state(torch.as_tensor(state["torch_rng"]))
+            self._needs_reset = True
+        if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
+            self.num_env_steps_sampled_lifetime = state[NUM_ENV_STEPS_SAMPLED_LIFETIME]
+
+    @override(Checkpointable)
+    def get_ctor_args_and_kwargs(self) -> tuple:
+        return (), {"config": self.config}
+
+    @override(Checkpointable)
+    def get_checkpointable_components(self) -> list:
+        return [(COMPONENT_RL_MODULE, self.module)]
+
+    @override(EnvRunner)
+    def stop(self) -> None:
+        self.env = None
+
+
+class _Slots:
+    """Per agent of one group (arrays are (B, N)): the decision in progress and its return."""
+
+    def __init__(self, env: BatchedEnv, group: str) -> None:
+        shape = (env.num_envs, len(env.groups[group]))
+        self.width = shape[1]
+        self.pending = np.zeros(shape, dtype=bool)
+        """Agents inside a decision (it ends when they observe again)."""
+        self.open = np.zeros(shape, dtype=bool)
+        """Agents with decision rows in this sample not yet followed by a bootstrap row."""
+        self.ret = np.zeros(shape)
+        self.discount = np.ones(shape)
+        self.episode_return = np.zeros(shape)
+        self.columns: dict[str, Any] | None = None
+
+    def start(
+        self, due: np.ndarray, obs: Any, actions: np.ndarray, logp: np.ndarray, inputs: np.ndarray
+    ) -> None:
+        new = {
+            Columns.OBS: obs,
+            Columns.ACTIONS: actions,
+            Columns.ACTION_LOGP: logp,
+            Columns.ACTION_DIST_INPUTS: inputs,
+        }
+        if self.columns is None:
+            self.columns = _map(
+                lambda rows: np.zeros(self.pending.shape + rows.shape[1:], rows.dtype), new
+            )
+        _assign(self.columns, due, new)
+        self.pending |= due
+        self.ret[due] = 0.0
+        self.discount[due] = 1.0
+
+    def collect(self, rewards: np.ndarray, gamma: float, smdp: bool) -> None:
+        """A step's rewards: each counted at its own step within the decision (smdp)."""
+        self.episode_return += rewards
+        if smdp:
+            self.ret += np.where(self.pending, self.discount * rewards, 0.0)
+            self.discount = np.where(self.pending, self.discount * gamma, self.discount)
+        else:
+            self.ret += np.where(self.pending, rewards, 0.0)
+            self.discount = np.where(self.pending, gamma, self.discount)
+
+    def complete(
+        self,
+        done: np.ndarray,
+        step: int,
+        rows: _Rows,
+        terminated: np.ndarray | None,
+        truncated: np.ndarray | None,
+    ) -> None:
+        """Emit the decisions of the ``done`` agents as rows."""
+        if not done.any():
+            return
+        columns = _map(lambda column: column[done], self.columns)
+        n = int(done.sum())
+        columns |= {
+            Columns.REWARDS: self.ret[done].astype(np.float32),
+            DISCOUNTS: self.discount[done].astype(np.float32),
+            Columns.TERMINATEDS: np.zeros(n, bool) if terminated is None else terminated[done],
+            Columns.TRUNCATEDS: np.zeros(n, bool) if truncated is None else truncated[done],
+            Columns.LOSS_MASK: np.ones(n, bool),
+        }
+        rows.add(self._slots(done), step, False, columns)
+        self.pending &= ~done
+        self.open |= done
+
+    def bootstrap(self, where: np.ndarray, obs: Any, step: int, rows: _Rows) -> None:
+        """A bootstrap row after each ``where`` agent's rows: ``obs``, its latest observation.
+
+        ``where`` holds only agents with open rows; ``obs`` has a row for each.
+        """
+        if not where.any():
+            return
+        n = int(where.sum())
+        filler = _map(
+            lambda column: np.zeros((n, *column.shape[2:]), column.dtype),
+            {k: v for k, v in self.columns.items() if k != Columns.OBS},
+        )
+        columns = {
+            Columns.OBS: obs,
+            **filler,
+            Columns.REWARDS: np.zeros(n, np.float32),
+            DISCOUNTS: np.ones(n, np.float32),
+            Columns.TERMINATEDS: np.zeros(n, bool),
+            Columns.TRUNCATEDS: np.zeros(n, bool),
+            Columns.LOSS_MASK: np.zeros(n, bool),
+        }
+        rows.add(self._slots(where), step, True, columns)
+        self.open &= ~where
+
+    def _slots(self, where: np.ndarray) -> np.ndarray:
+        b, n = np.nonzero(where)
+        return b * self.width + n
+
+
+def _assemble(groups: list[_Rows]) -> Batch:
+    """One policy's rows, each agent's in time order, its bootstrap row after them.
+
+    A bootstrap row that follows a decision not ended by the env marks where the
+    sample cut a running sequence: that decision gets the truncated flag (its
+    value is bootstrapped and its advantage does not reach across the cut).
+    """
+    keys, columns = [], []
+    for offset, group in enumerate(groups):
+        for k in group.keys:
+            keys.append(k + np.array([offset << 32, 0, 0]))
+        columns.extend(group.columns)
+    if not keys:
+        return {}
+    keys = np.concatenate(keys)
+    batch = concatenate_columns(columns)
+    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))
+    batch = _map(lambda column: column[order], batch)
+    bootstrap = np.flatnonzero(~batch[Columns.LOSS_MASK])
+    before = bootstrap - 1
+    cut = ~batch[Columns.TERMINATEDS][before] & ~batch[Columns.TRUNCATEDS][before]
+    batch[Columns.TRUNCATEDS][before[cut]] = True
+    return batch
+
+
+def _map(fn: Any, columns: Any) -> Any:
+    if isinstance(columns, Mapping):
+        return {key: _map(fn, value) for key, value in columns.items()}
+    return fn(columns)
+
+
+def _assign(target: dict[str, Any], where: np.ndarray, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            _assign(target[key], where, value)
+        else:
+            target[key][where] = value
+
+
+def concatenate_columns(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    first = parts[0]
+    return {
+        key: concatenate_columns([p[key] for p in parts])
+        if isinstance(first[key], Mapping)
+        else np.concatenate([p[key] for p in parts])
+        for key in first
+    }
+
+
+def _to_torch(obs: Any) -> Any:
+    if isinstance(obs, Mapping):
+        return {key: _to_torch(value) for key, value in obs.items()}
+    return torch.from_numpy(np.ascontiguousarray(obs))

@@ -1,0 +1,267 @@
+"""The batched sampler against RLlib's own: the same rows, values and advantages on the same
+steps, the same distribution under the same weights, and the bookkeeping across samples."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ray.rllib.core.columns import Columns
+from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+
+from hmarl.advantages import DISCOUNTS
+from hmarl.algorithm import HierarchicalPPO
+from hmarl.batched_env import agent_groups
+from hmarl.task_env import StampedEnv
+from hmarl.tasks.chicken_yard import TASK as YARD
+from hmarl.training import TrainConfig, build_config, plan
+
+GAMMA, LAMBDA = 0.95, 0.9
+
+
+class Recorder:
+    """A batched env that remembers every reset (seeds) and every step (actions)."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.events: list[tuple[str, Any, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def reset(self, seeds: list[int], where: np.ndarray | None = None) -> None:
+        self.events.append(("reset", list(seeds), None if where is None else where.copy()))
+        self.env.reset(seeds, where)
+
+    def step(self, actions: dict[str, np.ndarray]) -> Any:
+        self.events.append(("step", {g: a.copy() for g, a in actions.items()}, None))
+        return self.env.step(actions)
+
+
+def yard_algo(tmp_path: Path, **settings: Any) -> tuple[HierarchicalPPO, list[Recorder]]:
+    recorders: list[Recorder] = []
+
+    def make_batched_env(config: dict, n: int) -> Recorder:
+        recorders.append(Recorder(YARD.make_batched_env(config, n)))
+        return recorders[-1]
+
+    p = plan(
+        TrainConfig(
+            out=tmp_path / "run",
+            stop_iters=1,
+            gamma=GAMMA,
+            lambda_=LAMBDA,
+            sampler="batched",
+            **settings,
+        )
+    )
+    p.task = dataclasses.replace(YARD, make_batched_env=make_batched_env)
+    return HierarchicalPPO(config=build_config(p)), recorders
+
+
+def replay(events: list, env_config: dict, num_envs: int, windows: list[int]) -> list[list]:
+    """The recorded steps again, through the yard's env and RLlib's episodes.
+
+    Returns, per sample window, the episode chunks RLlib's env runner would have
+    returned for it: finished episodes, then the running ones cut at the window's end.
+    """
+    groups = agent_groups(YARD.make_batched_env(env_config, 1))
+    envs = [StampedEnv(YARD.make_env(env_config), "chicken_yard") for _ in range(num_envs)]
+    episodes: list[MultiAgentEpisode | None] = [None] * num_envs
+    last_obs: list[dict] = [{} for _ in range(num_envs)]
+    chunks: list[list] = []
+    done: list = []
+    steps_left = list(windows)
+    for kind, payload, where in events:
+        if kind == "reset":
+            rows = range(num_envs) if where is None else np.flatnonzero(where)
+            for b, seed in zip(rows, payload, strict=True):
+                obs, infos = envs[b].reset(seed=seed)
+                episodes[b] = MultiAgentEpisode(
+                    observation_space={
+                        a: envs[b].get_observation_space(a) for a in envs[b].possible_agents
+                    },
+                    action_space={a: envs[b].get_action_space(a) for a in envs[b].possible_agents},
+                    agent_to_module_mapping_fn=lambda agent, episode: YARD.policy_of(agent),
+                )
+                episodes[b].add_env_reset(observations=obs, infos=infos)
+                last_obs[b] = obs
+            continue
+        for b, env in enumerate(envs):
+            due = [
+                a
+                for a in last_obs[b]
+                if not episodes[b].agent_episodes.get(a, None)
+                or not episodes[b].agent_episodes[a].is_done
+            ]
+            actions = {a: payload[groups[a][0]][b, groups[a][1]] for a in due}
+            outputs = {
+                a: {Columns.ACTION_LOGP: 0.0, Columns.ACTION_DIST_INPUTS: np.zeros(10)} for a in due
+            }
+            obs, rewards, terminateds, truncateds, infos = env.step(actions)
+            episodes[b].add_env_step(
+                obs,
+                actions,
+                rewards,
+                infos,
+                terminateds=terminateds,
+                truncateds=truncateds,
+                extra_model_outputs=outputs,
+            )
+            ending = {a for a in obs if terminateds.get(a) or truncateds.get(a)}
+            last_obs[b] = {a: o for a, o in obs.items() if a not in ending}
+            if episodes[b].is_done:
+                done.append(episodes[b])
+        steps_left[0] -= 1
+        if steps_left[0] == 0:
+            # As MultiAgentEnvRunner._sample ends a call: cut the running episodes
+            # (with its lookback of one step) and drop agents without a transition.
+            running = [e for e in episodes if not e.is_done and e.env_t > e.env_t_started]
+            returned = [copy.deepcopy(e) for e in done + running]
+            for episode in returned:
+                MultiAgentEnvRunner._prune_zero_len_sa_episodes(episode)
+            chunks.append(returned)
+            episodes = [e if e.is_done else e.cut(len_lookback_buffer=1) for e in episodes]
+            done = []
+            steps_left.pop(0)
+    return chunks
+
+
+@pytest.mark.parametrize("discounting", ["smdp", "per-decision"])
+def test_the_same_steps_give_the_same_rows_values_and_advantages(
+    discounting: str, local_ray, tmp_path
+) -> None:
+    """Two samples (decisions running across the cut between them included): hmarl's rows
+    against those RLlib's learner connectors build from the same steps. Rows are
+    compared as multisets: the two order them differently."""
+    # Episodes of 20 steps in windows of 25: every window holds ends of both kinds
+    # (arrivals, time-outs) and decisions cut by the window.
+    algo, recorders = yard_algo(
+        tmp_path,
+        env={"timeout": 20, "num_robots": 3},
+        num_envs_per_env_runner=8,
+        discounting=discounting,
+    )
+    try:
+        runner, learner = algo.env_runner, algo.learner_group._learner
+        ours = [runner.sample(num_timesteps=8 * 25), runner.sample(num_timesteps=8 * 25)]
+        chunks = replay(recorders[0].events, algo.config.env_config, 8, [25, 25])
+        for window, (batch, episodes) in enumerate(zip(ours, chunks, strict=True)):
+            theirs = learner._learner_connector(
+                rl_module=learner.module,
+                batch={},
+                episodes=copy.deepcopy(episodes),
+                shared_data={},
+                metrics=None,
+            )
+            mine = learner._make_batch_if_necessary(
+                training_data=_training_data(batch)
+            ).policy_batches
+            for policy in ("high_level_policy", "low_level_policy"):
+                from hmarl.advantages import add_advantages
+
+                add_advantages(learner.module[policy], mine[policy], LAMBDA)
+                where = f"window {window}, {policy}"
+                a, b = mine[policy], theirs[policy]
+                assert int(a[Columns.LOSS_MASK].sum()) == int(b[Columns.LOSS_MASK].sum()), where
+                columns = (
+                    Columns.ACTIONS,
+                    Columns.REWARDS,
+                    DISCOUNTS,
+                    Postprocessing.VALUE_TARGETS,
+                    Postprocessing.ADVANTAGES,
+                )
+                for column in columns:
+                    np.testing.assert_allclose(
+                        np.sort(a[column][a[Columns.LOSS_MASK]].numpy()),
+                        np.sort(b[column][b[Columns.LOSS_MASK]].numpy()),
+                        atol=1e-5,
+                        err_msg=f"{where}: {column}",
+                    )
+    finally:
+        algo.stop()
+
+
+def _training_data(batch: dict) -> Any:
+    from ray.rllib.core.learner.training_data import TrainingData
+
+    return TrainingData(
+        batch=MultiAgentBatch({p: SampleBatch(c) for p, c in batch.items()}, env_steps=1)
+    )
+
+
+def test_the_same_weights_give_the_same_distribution(local_ray, tmp_path, monkeypatch) -> None:
+    """Both samplers, one set of weights, 9,000 env steps each: returns per policy, the low
+    level's steps to arrive and both levels' action frequencies agree within sampling error."""
+    import hmarl.metrics
+    import hmarl.sampler
+
+    seen: dict[str, dict[str, list]] = {}
+
+    def collector(name: str):
+        def log(logger, metrics, policy, episode_return, info) -> None:
+            got = seen.setdefault(name, {})
+            got.setdefault(f"return {policy}", []).append(float(episode_return))
+            if policy == "low_level_policy" and info.get("arrived"):
+                got.setdefault("steps", []).append(float(info["steps"]))
+
+        return log
+
+    settings = dict(
+        env={"timeout": 60, "closeness_threshold": 0.15},
+        num_envs_per_env_runner=32,
+        schedule_threshold=0.0,
+    )
+    batched = HierarchicalPPO(
+        config=build_config(
+            plan(TrainConfig(out=tmp_path / "b", stop_iters=1, sampler="batched", **settings))
+        )
+    )
+    stock = HierarchicalPPO(
+        config=build_config(
+            plan(TrainConfig(out=tmp_path / "r", stop_iters=1, sampler="rllib", **settings))
+        )
+    )
+    try:
+        weights = batched.env_runner.module.get_state()
+        stock.env_runner.module.set_state(weights)
+        actions: dict[str, dict[str, list]] = {"batched": {}, "rllib": {}}
+
+        monkeypatch.setattr(hmarl.sampler, "log_agent_episode", collector("batched"))
+        for _ in range(3):
+            for policy, rows in batched.env_runner.sample(num_timesteps=3000).items():
+                taken = rows[Columns.ACTIONS][rows[Columns.LOSS_MASK]]
+                actions["batched"].setdefault(policy, []).extend(taken.tolist())
+        monkeypatch.setattr(hmarl.metrics, "log_agent_episode", collector("rllib"))
+        for _ in range(3):
+            for episode in stock.env_runner.sample(num_timesteps=3000):
+                for agent, agent_episode in episode.agent_episodes.items():
+                    policy = YARD.policy_of(agent)
+                    actions["rllib"].setdefault(policy, []).extend(agent_episode.get_actions())
+    finally:
+        batched.stop()
+        stock.stop()
+
+    for key in seen["batched"]:
+        a, b = np.array(seen["batched"][key]), np.array(seen["rllib"][key])
+        assert len(a) > 50 and len(b) > 50, key
+        spread = np.sqrt(a.var() / len(a) + b.var() / len(b))
+        assert abs(a.mean() - b.mean()) < 4 * spread, (key, a.mean(), b.mean(), spread)
+    for policy, taken in actions["batched"].items():
+        n = max(max(taken), max(actions["rllib"][policy])) + 1
+        ours = np.bincount(taken, minlength=n)
+        theirs = np.bincount(actions["rllib"][policy], minlength=n)
+        # Pearson's chi-square for two samples; 4 sigma of its spread above its mean.
+        total = ours + theirs
+        keep = total > 0
+        expected = np.outer([ours.sum(), theirs.sum()], total[keep] / total.sum())
+        chi2 = (((np.stack([ours[keep], theirs[keep]]) - expected) ** 2) / expected).sum()
+        dof = keep.sum() - 1
+        assert chi2 < dof + 4 * np.sqrt(2 * dof), (policy, chi2, dof)
