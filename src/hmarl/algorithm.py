@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,10 +39,12 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from hmarl.checkpoints import write_marker
+from hmarl.checkpoints import save_atomically, write_marker
+from hmarl.faults import FaultLog, TrainingStopped, find_error
 from hmarl.learner import HierarchicalPPOLearner
 from hmarl.metrics import count_key, metric_key
 from hmarl.task import DISCOUNTING, Schedule, Task
+from hmarl.task_env import EnvFault
 
 
 class HierarchicalPPOConfig(PPOConfig):
@@ -61,6 +64,8 @@ class HierarchicalPPOConfig(PPOConfig):
         """"batched": hmarl's BatchedEnvRunner; "rllib": RLlib's MultiAgentEnvRunner."""
         self.flatten_policies: tuple[str, ...] = ()
         """Policies whose modules see their observations flattened (RLlib's default MLPs)."""
+        self.run_folder: str | None = None
+        """Where a run stopped by an env fault saves its last good state."""
         self.torch_threads = 1
         """Threads torch may use per process. hmarl's networks are small: handing each
         operation to a second thread costs more than it saves (1 ms against 21 ms for
@@ -76,6 +81,7 @@ class HierarchicalPPOConfig(PPOConfig):
         task: Task | None = None,
         sampler: str | None = None,
         flatten_policies: tuple[str, ...] = (),
+        run_folder: str | None = None,
     ) -> HierarchicalPPOConfig:
         self.schedule = schedule
         self.schedule_timeout = schedule_timeout
@@ -85,14 +91,19 @@ class HierarchicalPPOConfig(PPOConfig):
             self.discounting = discounting
         self.task = task
         self.flatten_policies = tuple(flatten_policies)
+        self.run_folder = run_folder
         if sampler is not None:
             if sampler not in ("batched", "rllib"):
                 raise ValueError(f"sampler must be 'batched' or 'rllib', got {sampler!r}")
-            if sampler == "batched":
-                from hmarl.sampler import BatchedEnvRunner
+            from hmarl.faults import StockEnvRunner
+            from hmarl.sampler import BatchedEnvRunner
 
-                self.env_runners(env_runner_cls=BatchedEnvRunner)
+            runner = BatchedEnvRunner if sampler == "batched" else StockEnvRunner
+            self.env_runners(env_runner_cls=runner)
             self.sampler = sampler
+        # RLlib waits 60 s before restarting a crashed runner, against restart loops;
+        # env faults do not restart runners here (see hmarl.faults), so a short wait.
+        self.fault_tolerance(delay_between_env_runner_restarts_s=2.0)
         return self
 
     @override(PPOConfig)
@@ -111,6 +122,7 @@ class HierarchicalPPO(PPO):
     @override(PPO)
     def setup(self, config: Any) -> None:
         torch.set_num_threads(config.torch_threads)
+        self._faults = FaultLog().install()
         super().setup(config)
         schedule = self.config.schedule
         self.schedule_open = schedule is None or schedule.threshold <= 0
@@ -172,13 +184,32 @@ class HierarchicalPPO(PPO):
 
     @override(PPO)
     def step(self) -> dict[str, Any]:
-        results = super().step()
+        try:
+            results = super().step()
+        except Exception as err:
+            fault = find_error(err, EnvFault)
+            if fault is None:
+                raise
+            raise TrainingStopped(f"{fault}; {self._save_last_good_state()}") from None
         self._decide_schedule(results)
         results["hmarl"] = {
             "schedule_open": float(self.schedule_open),
             "schedule_stalled": float(self._stalled(results)),
+            "env_runner_failures": self._faults.count,
+            "env_runner_errors": self._faults.take(),
         }
         return results
+
+    def _save_last_good_state(self) -> str:
+        """Save the state after the last finished iteration (an env failed in this one).
+
+        Sampling comes before the update, so no weights have changed since then.
+        """
+        if self.config.run_folder is None:
+            return "nothing saved (no run folder)"
+        final = Path(self.config.run_folder) / f"checkpoint_{self.iteration:06d}_stopped"
+        save_atomically(lambda tmp: self.save_checkpoint(str(tmp.resolve())), final)
+        return f"the last good state (iteration {self.iteration}) is in {final}; --resume continues"
 
     def _decide_schedule(self, results: dict[str, Any]) -> None:
         schedule = self.config.schedule
@@ -215,6 +246,7 @@ class HierarchicalPPO(PPO):
 
     @override(PPO)
     def stop(self) -> None:
+        self._faults.remove()
         super().stop()
         # Built outside Tune, an algorithm makes an empty log folder in
         # ~/ray_results that nothing writes to; hmarl's runs keep to their --out.

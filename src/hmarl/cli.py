@@ -35,6 +35,10 @@ class CliError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
 
+class CommandFailed(Exception):
+    """The command could not finish (an env failed, say): one line, exit code 1."""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad option is one line on stderr (``--help`` shows the usage)."""
 
@@ -280,6 +284,7 @@ def cmd_plot(args: argparse.Namespace, flags: list[str]) -> None:
 
 
 def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
+    from hmarl.faults import TrainingStopped
     from hmarl.report import TrainingProgress, console
     from hmarl.training import TrainConfig, plan, train
 
@@ -325,6 +330,8 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         checkpoint = train(p, on_result=progress.update, started=STARTED)
     except ValueError as err:
         raise CliError(str(err)) from None
+    except TrainingStopped as err:
+        raise CommandFailed(str(err)) from None
     finally:
         progress.close()
     if not args.no_evaluate:
@@ -540,9 +547,10 @@ def quiet() -> None:
     """Keep Ray's, Tune's and RLlib's own chatter off the screen; our lines say it all.
 
     Ray and RLlib set up their "ray" and "ray.rllib" loggers, each with a handler to
-    the terminal, when first imported; those handlers are turned down to errors. The
-    loggers themselves stay open, so what they log during training reaches the run's
-    log file (see hmarl.training).
+    the terminal, when first imported; those handlers are turned down to critical
+    messages (RLlib logs a restarted env runner's error as a whole traceback; hmarl
+    prints one line for it). The loggers themselves stay open, so what they log
+    during training reaches the run's log file (see hmarl.training).
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
@@ -554,7 +562,7 @@ def quiet() -> None:
     for name in RAY_LOGGERS:
         for handler in logging.getLogger(name).handlers:
             if not isinstance(handler, logging.FileHandler):
-                handler.setLevel(logging.ERROR)
+                handler.setLevel(logging.CRITICAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -570,6 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as err:
         print(f"hmarl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except CommandFailed as err:
+        print(f"hmarl {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         hint = " (continue with --resume)" if args.command == "train" else ""
         print(f"hmarl {args.command}: interrupted{hint}", file=sys.stderr)

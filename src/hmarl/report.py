@@ -101,6 +101,7 @@ class TrainingProgress:
         self._bar = self._progress.add_task("training", total=self.total)
         self._last_steps, self._last_time = 0.0, time.monotonic()
         self._warned = False
+        self._seen_faults: set[str] = set()
         self._progress.start()
 
     def update(self, result: dict) -> None:
@@ -117,13 +118,16 @@ class TrainingProgress:
         metrics = "".join(
             f"  {label(m.name)} {num(_get(runners, metric_key(m.name)))}" for m in self.task.metrics
         )
+        failures = int(result.get("hmarl", {}).get("env_runner_failures", 0))
         line = (
             f"iter {result['training_iteration']:>4}  return {returns}{metrics}"
             f"  {rate:>6,.0f} steps/s  {clock(elapsed)}"
             + (f", {clock(left)} left" if left is not None else "")
+            + (f"  env failures {failures}" if failures else "")
             + self._learning(result)
         )
         self._progress.console.print(escape(line), soft_wrap=True)
+        self._faults(result)
         self._schedule_warning(result, steps)
         done = result["training_iteration"] if self.by_iterations else elapsed
         self._progress.update(self._bar, completed=done)
@@ -137,6 +141,18 @@ class TrainingProgress:
             values = [f"{tag} {num(_float(stats.get(key)), 2)}" for key, tag in LEARNING_STATS]
             parts.append(f"{short(policy)}: {' '.join(values)}")
         return "  [" + "; ".join(parts) + "]"
+
+    def _faults(self, result: dict) -> None:
+        """Each env runner failure once: its line, and how many there were so far."""
+        hmarl = result.get("hmarl", {})
+        for error in hmarl.get("env_runner_errors", []):
+            if error not in self._seen_faults:
+                self._seen_faults.add(error)
+                self._progress.console.print(
+                    escape(f"env runner failed and was restarted: {error}"),
+                    style="yellow",
+                    soft_wrap=True,
+                )
 
     def _schedule_warning(self, result: dict, steps: float) -> None:
         schedule = self.task.schedule
@@ -155,6 +171,7 @@ class TrainingProgress:
                 f"warning: after {steps:,.0f} env steps the schedule still holds "
                 f"{schedule.hold} back: {why}",
                 style="bold yellow",
+                soft_wrap=True,
             )
 
     def close(self) -> None:

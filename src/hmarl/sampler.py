@@ -61,6 +61,7 @@ from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
 from hmarl.advantages import DISCOUNTS
 from hmarl.batched_env import BatchedEnv, select
 from hmarl.evaluation import EVAL_SEED_BASE, group_policies
+from hmarl.faults import RecoversFromEnvFaults
 from hmarl.metrics import WINDOW, log_agent_episode
 
 Batch = dict[str, Any]
@@ -98,7 +99,7 @@ class _Rows:
         self.columns.append(columns)
 
 
-class BatchedEnvRunner(EnvRunner, Checkpointable):
+class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
     """Samples a task's batched env for RLlib's learners (see the module docstring)."""
 
     @override(EnvRunner)

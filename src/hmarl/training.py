@@ -10,16 +10,18 @@ condition, checkpoint, and return the final checkpoint's path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import math
 import os
 import shutil
+import sys
 import time
 import tomllib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -379,6 +381,7 @@ def build_config(p: Plan) -> Any:
             task=task,
             sampler=sampler,
             flatten_policies=tuple(flat_policies),
+            run_folder=str(p.out.resolve()),
         )
     )
     if flat_policies and sampler == "rllib":
@@ -515,29 +518,80 @@ def train(
         RunRecord(p.task.name, p.task_ref, p.env_config, __version__).write(p.out)
     deadline = Deadline(cfg, start)
     log = _log_to_file(p.out / LOG_FILE)
-    # address="local" starts a fresh Ray even if a `ray start` cluster is around;
-    # an explicit address joins that cluster instead.
-    ray.init(
-        address=cfg.address or "local",
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
     try:
-        if cfg.use_tune:
-            from hmarl.tuning import train_with_tune as run
-        else:
-            run = _train_directly
-        return run(build_config(p), p, deadline, on_result or (lambda r: None))
+        with _stderr_to(p.out / LOG_FILE):
+            _start_ray(cfg)
+            try:
+                if cfg.use_tune:
+                    from hmarl.tuning import train_with_tune as run
+                else:
+                    run = _train_directly
+                return run(build_config(p), p, deadline, on_result or (lambda r: None))
+            finally:
+                ray.shutdown()
     finally:
-        ray.shutdown()
         for name in RAY_LOGGERS:
             logging.getLogger(name).removeHandler(log)
         log.close()
 
 
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """This process's standard error (the file, not just ``sys.stderr``) into ``path``.
+
+    Ray's core writes some lines there straight from C++ (e.g. about env runner
+    actors that can be restarted), and the processes a local Ray starts inherit it:
+    they belong in the run's log, not on the user's terminal. The command's own
+    messages come after training, to the terminal again.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "a") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 RAY_LOGGERS = ("ray", "ray.rllib")
 """Ray's loggers with handlers of their own (neither passes records up)."""
+
+
+def cpus_needed(cfg: TrainConfig) -> int:
+    """Ray CPUs the run asks for: the training process, and one per remote env runner."""
+    return 1 + cfg.num_env_runners
+
+
+def _start_ray(cfg: TrainConfig) -> None:
+    """Start a local Ray, or join the cluster at ``cfg.address``, with CPUs for the run.
+
+    Ray counts CPUs as scheduling tokens. A local Ray gets at least as many as the
+    run asks for, so ``--num-env-runners 2`` works on two cores (the runners share
+    them) instead of waiting forever for a third CPU. A cluster must have them.
+    """
+    import ray
+
+    if cfg.address:
+        ray.init(address=cfg.address, log_to_driver=False, logging_level=logging.WARNING)
+        available = int(ray.cluster_resources().get("CPU", 0))
+        if available < cpus_needed(cfg):
+            ray.shutdown()
+            raise ValueError(
+                f"the cluster at {cfg.address} has {available} CPUs; the run needs "
+                f"{cpus_needed(cfg)} (one, plus one per env runner): lower --num-env-runners"
+            )
+        return
+    # address="local" starts a fresh Ray even if a `ray start` cluster is around.
+    ray.init(
+        address="local",
+        num_cpus=max(os.cpu_count() or 1, cpus_needed(cfg)),
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
 
 
 def _log_to_file(path: Path) -> logging.Handler:

@@ -14,6 +14,7 @@ from typing import Any
 from ray import tune
 
 from hmarl.algorithm import HierarchicalPPO
+from hmarl.faults import TrainingStopped, find_error, one_line
 from hmarl.training import Deadline, Plan
 
 
@@ -35,7 +36,10 @@ def train_with_tune(config: Any, p: Plan, deadline: Deadline, on_result: Callabl
     tuner = tune.Tuner(HierarchicalPPO, param_space=config, run_config=run_config)
     result = tuner.fit()[0]
     if result.error:
-        raise RuntimeError(f"training failed: {result.error}")
+        stopped = find_error(result.error, TrainingStopped)
+        if stopped is not None:
+            raise TrainingStopped(str(stopped)) from None
+        raise RuntimeError(f"training failed: {one_line(result.error)}")
     return Path(result.checkpoint.path)
 
 

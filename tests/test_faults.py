@@ -1,0 +1,70 @@
+"""Faults during training: a failing env, with and without remote env runners."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hmarl.checkpoints import find_checkpoints, read_marker
+
+# Two envs per runner, 40 env steps an iteration: each env makes 20 calls an
+# iteration, so an env that fails on its 150th call fails in iteration 8.
+FAILING = """
+train_batch_size = 40
+minibatch_size = 40
+num_epochs = 1
+num_envs_per_env_runner = 2
+checkpoint_every = 2
+
+[env]
+fail_at = {fail_at}
+"""
+
+
+def failing_config(tmp_path: Path, fail_at: int) -> Path:
+    path = tmp_path / "failing.toml"
+    path.write_text(FAILING.format(fail_at=fail_at))
+    return path
+
+
+def test_without_remote_runners_the_run_stops_after_saving_its_last_good_state(
+    tmp_path: Path, hmarl
+) -> None:
+    out = tmp_path / "run"
+    config = failing_config(tmp_path, 150)
+    common = ["train", "--task", "tiny_task:TASK", "--config", str(config),
+              "--out", str(out), "--no-tune", "--no-evaluate"]  # fmt: skip
+    done = hmarl(*common, "--stop-iters", "30")
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "task corridor: step" in lines[0] and "acting: walker" in lines[0]
+    assert "the corridor broke on call 150" in lines[0]
+    stopped = [c for c in find_checkpoints(out) if c.name.endswith("_stopped")]
+    assert len(stopped) == 1 and f"iteration {read_marker(stopped[0])['iteration']}" in lines[0]
+
+    last = read_marker(stopped[0])["iteration"]
+    resumed = hmarl(*common, "--resume", "--stop-iters", str(last + 2))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"(iteration {last})" in resumed.stdout
+    assert read_marker(find_checkpoints(out)[-1])["iteration"] == last + 2
+
+
+def test_remote_runners_recover_and_the_failures_are_counted(tmp_path: Path, hmarl) -> None:
+    """Each runner's envs count their own calls (10 an iteration here): they fail around
+    iterations 5 and 10, and the runners go on."""
+    out = tmp_path / "run"
+    done = hmarl("train", "--task", "tiny_task:TASK", "--config", str(failing_config(tmp_path, 50)),
+                 "--out", str(out), "--num-env-runners", "2", "--stop-iters", "12",
+                 "--no-evaluate")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    failed = [line for line in done.stdout.splitlines() if line.startswith("env runner failed")]
+    assert failed and all("the corridor broke on call 50" in line for line in failed)
+    assert len(failed) == len(set(failed))  # each distinct failure once
+    (log,) = out.rglob("result.json")
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["training_iteration"] == 12
+    assert last["hmarl"]["env_runner_failures"] >= 1
+    assert last["fault_tolerance"]["num_remote_worker_restarts"] >= 1  # RLlib restored them
+    assert done.stderr.strip() == ""
