@@ -28,9 +28,10 @@ class ChickenYardEnv(MultiAgentEnv):
     """Robots pick a chicken (high level), then walk to it (low level).
 
     Robots and chickens stand in the unit square (origin top-left, y grows
-    downward). Each has a personality: an OCEAN vector, uniform in [0, 1) and
-    L2-normalised. A robot's compatibility with a chicken is the dot product of
-    their OCEAN vectors. Each robot wants to reach the chicken most like itself.
+    downward). Each has a personality: an OCEAN vector, uniform in [0, 1) (in
+    [personality_low, 1) if that is set) and L2-normalised. A robot's compatibility
+    with a chicken is the dot product of their OCEAN vectors. Each robot wants to
+    reach the chicken most like itself.
 
     **Agents.** Two per robot, ``robot_{i}_high`` and ``robot_{i}_low`` for
     i = 1..num_robots (``possible_agents``). In training all high agents share
@@ -49,7 +50,8 @@ class ChickenYardEnv(MultiAgentEnv):
     A move adds ±move_amount to each axis its direction names (N is -y, E is +x,
     NE both), then clips to [0, 1].
 
-    **Observation spaces** (``gymnasium.spaces.Dict``, float32, every value in [0, 1]):
+    **Observation spaces** (``gymnasium.spaces.Dict``, float32, every value in [0, 1];
+    personalities in [-1, 1] with a negative ``personality_low``):
 
     =====  ===================  =====================  ===============================
     level  field                shape                  meaning
