@@ -317,3 +317,7 @@ class ChickenYard:
 
     def target_position(self, robot: int) -> np.ndarray:
         return self.layout.chicken_positions[self.targets[robot]]
+
+    def heading(self, robot: int) -> tuple[float, float]:
+        """Where the robot's chosen chicken stood when it chose; kept after the choice ends."""
+        return self._targets_xy[robot]
