@@ -135,9 +135,7 @@ class YardConfig(EnvConfig):
     timeout: int = 1000
     """Environment steps (the choosing step included) before the time limit."""
     personality_low: float = 0.0
-    """Lower end of each personality entry, drawn uniform in [personality_low, 1) and then
-    L2-normalised. At 0 (the tutorial's) every compatibility is in [0, 1]; at -1 it is in
-    [-1, 1] and a wrong choice costs."""
+    """Personality entries are uniform in [this, 1) before normalising (0: the tutorial's)."""
 
     def __post_init__(self) -> None:
         check_integers(self, ("num_robots", "num_chickens", "num_ocean_features", "timeout"))
