@@ -13,7 +13,9 @@ from hmarl.tasks.chicken_yard.simulation import (
     ChickenYard,
     YardConfig,
     draw_yard,
+    draw_yards,
     move_positions,
+    normalise,
 )
 
 SPEC_DEFAULTS = {
@@ -26,6 +28,7 @@ SPEC_DEFAULTS = {
     "arrival_reward": 1.0,
     "timeout_reward": -1.0,
     "timeout": 1000,
+    "personality_low": 0.0,
 }
 
 
@@ -57,6 +60,9 @@ def test_defaults_are_the_spec_table() -> None:
         ("step_reward", "-0.001"),
         ("move_amount", True),
         ("arrival_reward", False),
+        ("personality_low", 1.0),
+        ("personality_low", -1.5),
+        ("personality_low", math.nan),
     ],
 )
 def test_bad_values_are_refused_by_name(field: str, value: object) -> None:
@@ -94,6 +100,24 @@ def test_oceans_are_unit_vectors_in_the_unit_cube() -> None:
             assert ((positions >= 0) & (positions <= 1)).all()
     assert layout.chicken_oceans.shape == (7, 5) and layout.robot_oceans.shape == (3, 5)
     assert layout.chicken_positions.shape == (7, 2) and layout.robot_positions.shape == (3, 2)
+
+
+def test_personality_low_spreads_the_draws_and_leaves_the_default_untouched() -> None:
+    config = YardConfig(num_robots=3, num_chickens=7)
+    rng = np.random.default_rng(4)
+    positions, oceans = rng.random((7, 2)), rng.random((7, 5))
+    default = draw_yard(np.random.default_rng(4), config)
+    assert np.array_equal(default.chicken_positions, positions)
+    assert np.array_equal(default.chicken_oceans, normalise(oceans))  # bit for bit
+    spread = draw_yard(
+        np.random.default_rng(4), YardConfig(num_robots=3, num_chickens=7, personality_low=-1.0)
+    )
+    np.testing.assert_allclose(np.linalg.norm(spread.chicken_oceans, axis=-1), 1.0)
+    np.testing.assert_allclose(spread.chicken_oceans, normalise(2 * oceans - 1))
+    assert (spread.chicken_oceans < 0).any()
+    many = draw_yards(range(3), YardConfig(personality_low=-1.0))
+    one = draw_yard(np.random.default_rng(2), YardConfig(personality_low=-1.0))
+    assert np.array_equal(many.robot_oceans[2], one.robot_oceans)
 
 
 # y grows downward: north is -y.

@@ -23,7 +23,10 @@ from importlib import metadata
 from hmarl.task import Task, TaskError
 
 ENTRY_POINT_GROUP = "hmarl.tasks"
-BUILT_IN = {"chicken_yard": "hmarl.tasks.chicken_yard:TASK"}
+BUILT_IN = {
+    "chicken_yard": "hmarl.tasks.chicken_yard:TASK",
+    "round_up": "hmarl.tasks.round_up:TASK",
+}
 """Built-in task names and where their declarations live."""
 
 

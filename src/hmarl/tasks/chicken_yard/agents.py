@@ -43,25 +43,31 @@ def policy_of(agent_id: str) -> str:
     raise ValueError(f"agent id {agent_id!r} is neither a high- nor a low-level agent")
 
 
-def _box(*shape: int) -> gym.spaces.Box:
-    return gym.spaces.Box(0.0, 1.0, shape=shape, dtype=np.float32)
+def box(*shape: int, low: float = 0.0) -> gym.spaces.Box:
+    """A float32 Box from ``low`` to 1: positions, fractions, flags, personalities."""
+    return gym.spaces.Box(low, 1.0, shape=shape, dtype=np.float32)
+
+
+def ocean_low(config: YardConfig) -> float:
+    """The least entry a unit personality vector can have: 0, or -1 with negative draws."""
+    return -1.0 if config.personality_low < 0 else 0.0
 
 
 def high_observation_space(config: YardConfig) -> gym.spaces.Dict:
-    c, o = config.num_chickens, config.num_ocean_features
+    c, o, low = config.num_chickens, config.num_ocean_features, ocean_low(config)
     return gym.spaces.Dict(
         {
-            "chicken_oceans": _box(c, o),
-            "chicken_positions": _box(c, 2),
-            "robot_ocean": _box(o),
-            "robot_position": _box(2),
+            "chicken_oceans": box(c, o, low=low),
+            "chicken_positions": box(c, 2),
+            "robot_ocean": box(o, low=low),
+            "robot_position": box(2),
         }
     )
 
 
 def low_observation_space(config: YardConfig) -> gym.spaces.Dict:
     return gym.spaces.Dict(
-        {"robot_position": _box(2), "target_position": _box(2), "time_left": _box(1)}
+        {"robot_position": box(2), "target_position": box(2), "time_left": box(1)}
     )
 
 

@@ -15,10 +15,14 @@ from hmarl.tasks.chicken_yard.simulation import DIRECTIONS, YardConfig, distance
 Observation = dict[str, np.ndarray]
 
 
+def compatibilities(obs: Observation) -> np.ndarray:
+    """(..., C) the robot's compatibility with every chicken, from a high-level observation."""
+    return np.einsum("...co,...o->...c", obs["chicken_oceans"], obs["robot_ocean"])
+
+
 def most_compatible(obs: Observation) -> np.ndarray:
     """The index of the chicken most like the robot."""
-    scores = np.einsum("...co,...o->...c", obs["chicken_oceans"], obs["robot_ocean"])
-    return scores.argmax(-1)
+    return compatibilities(obs).argmax(-1)
 
 
 def greedy_move(obs: Observation, move_amount: float) -> np.ndarray:

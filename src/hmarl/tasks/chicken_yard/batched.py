@@ -216,8 +216,8 @@ class BatchedYard:
         """
         cfg = self.config
         choosing, moving = self._choosing, self._moving
-        high = self._checked(actions, "high", choosing, cfg.num_chickens)
-        low = self._checked(actions, "low", moving, len(DIRECTIONS))
+        high = checked_actions(actions, "high", choosing, cfg.num_chickens)
+        low = checked_actions(actions, "low", moving, len(DIRECTIONS))
         if choosing.any():
             self.targets = np.where(choosing, high, self.targets)
             # What a robot's choice fixes is looked up once, not on every move.
@@ -249,26 +249,31 @@ class BatchedYard:
         self.over |= over
         return YardStep(self, moving, arrived, timed_out, over)
 
-    def _checked(
-        self, actions: Mapping[str, np.ndarray], group: str, due: np.ndarray, limit: int
-    ) -> np.ndarray:
-        """The group's (B, R) actions, refused where a due robot's action is out of range."""
-        if not due.any():
-            return np.zeros(due.shape, dtype=np.int64)
-        if group not in actions:
-            raise ValueError(f"no {group!r} actions, but {group} agents are due to act")
-        values = np.asarray(actions[group])
-        if values.shape != due.shape:
-            raise ValueError(f"{group} actions must have shape {due.shape}, got {values.shape}")
-        if values.dtype.kind not in "iu":
-            raise ValueError(f"{group} actions must be integers, got dtype {values.dtype}")
-        if values.min() >= 0 and values.max() < limit:
-            return values  # in range everywhere, whoever is due
-        bad = due & ((values < 0) | (values >= limit))
-        if bad.any():
-            yard, robot = np.argwhere(bad)[0]
-            raise ValueError(
-                f"yard {yard}, robot {robot + 1}: {group} action {values[yard, robot]} "
-                f"is out of range 0..{limit - 1}"
-            )
-        return values
+
+def checked_actions(
+    actions: Mapping[str, np.ndarray], group: str, due: np.ndarray, limit: int
+) -> np.ndarray:
+    """The group's (B, R) actions, refused where a due robot's action is out of range.
+
+    ``limit`` is the size of the group's Discrete action space. Checked before any
+    state changes, so a refused step leaves the yards as they were.
+    """
+    if not due.any():
+        return np.zeros(due.shape, dtype=np.int64)
+    if group not in actions:
+        raise ValueError(f"no {group!r} actions, but {group} agents are due to act")
+    values = np.asarray(actions[group])
+    if values.shape != due.shape:
+        raise ValueError(f"{group} actions must have shape {due.shape}, got {values.shape}")
+    if values.dtype.kind not in "iu":
+        raise ValueError(f"{group} actions must be integers, got dtype {values.dtype}")
+    if values.min() >= 0 and values.max() < limit:
+        return values  # in range everywhere, whoever is due
+    bad = due & ((values < 0) | (values >= limit))
+    if bad.any():
+        yard, robot = np.argwhere(bad)[0]
+        raise ValueError(
+            f"yard {yard}, robot {robot + 1}: {group} action {values[yard, robot]} "
+            f"is out of range 0..{limit - 1}"
+        )
+    return values

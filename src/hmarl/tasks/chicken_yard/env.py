@@ -28,9 +28,10 @@ class ChickenYardEnv(MultiAgentEnv):
     """Robots pick a chicken (high level), then walk to it (low level).
 
     Robots and chickens stand in the unit square (origin top-left, y grows
-    downward). Each has a personality: an OCEAN vector, uniform in [0, 1) and
-    L2-normalised. A robot's compatibility with a chicken is the dot product of
-    their OCEAN vectors. Each robot wants to reach the chicken most like itself.
+    downward). Each has a personality: an OCEAN vector, uniform in [0, 1) (in
+    [personality_low, 1) if that is set) and L2-normalised. A robot's compatibility
+    with a chicken is the dot product of their OCEAN vectors. Each robot wants to
+    reach the chicken most like itself.
 
     **Agents.** Two per robot, ``robot_{i}_high`` and ``robot_{i}_low`` for
     i = 1..num_robots (``possible_agents``). In training all high agents share
@@ -49,7 +50,8 @@ class ChickenYardEnv(MultiAgentEnv):
     A move adds ±move_amount to each axis its direction names (N is -y, E is +x,
     NE both), then clips to [0, 1].
 
-    **Observation spaces** (``gymnasium.spaces.Dict``, float32, every value in [0, 1]):
+    **Observation spaces** (``gymnasium.spaces.Dict``, float32, every value in [0, 1];
+    personalities in [-1, 1] with a negative ``personality_low``):
 
     =====  ===================  =====================  ===============================
     level  field                shape                  meaning
@@ -216,7 +218,9 @@ class ChickenYardEnv(MultiAgentEnv):
     def step(
         self, action_dict: AgentDict
     ) -> tuple[AgentDict, AgentDict, AgentDict, AgentDict, AgentDict]:
-        self._check(action_dict)
+        check_actions(
+            action_dict, self._due, self.action_spaces, self.possible_agents, self._reset_done
+        )
         obs: AgentDict = {}
         rewards: AgentDict = {}
         terminateds: AgentDict = {}
@@ -314,33 +318,41 @@ class ChickenYardEnv(MultiAgentEnv):
             ended[low] = True
             infos[low] = {"steps": self._steps_moving[robot], "arrived": arrived}
 
-    def _check(self, action_dict: AgentDict) -> None:
-        """Refuse a bad action dict before anything changes."""
-        if not self._reset_done:
-            raise ValueError("step() called before reset()")
-        if not self._due:
-            raise ValueError("the episode is over; call reset() before step()")
-        if not isinstance(action_dict, dict):
-            raise ValueError(f"actions must be a dict of agent id to action, got {action_dict!r}")
-        for agent, action in action_dict.items():
-            if agent not in self.action_spaces:
-                raise ValueError(
-                    f"unknown agent id {agent!r}; agents are {', '.join(self.possible_agents)}"
-                )
-            if agent not in self._due:
-                due = ", ".join(sorted(self._due))
-                raise ValueError(f"{agent} is not due to act (due: {due})")
-            n = self.action_spaces[agent].n
-            if not _is_integer(action):
-                raise ValueError(f"{agent}: action must be an integer, got {action!r}")
-            if not 0 <= int(action) < n:
-                raise ValueError(f"{agent}: action {int(action)} is out of range 0..{n - 1}")
-        missing = self._due - set(action_dict)
-        if missing:
-            raise ValueError(
-                f"no action for {', '.join(sorted(missing))}: every agent due to act must "
-                "act (an empty step is not a clock tick)"
-            )
+
+def check_actions(
+    action_dict: Any,
+    due: set[str],
+    action_spaces: dict[str, Any],
+    possible_agents: list[str],
+    started: bool,
+) -> None:
+    """Refuse a bad action dict before anything changes: a ValueError naming the agent.
+
+    ``due`` are the agents that must (and alone may) act, ``started`` whether the env
+    was reset; every action space is Discrete.
+    """
+    if not started:
+        raise ValueError("step() called before reset()")
+    if not due:
+        raise ValueError("the episode is over; call reset() before step()")
+    if not isinstance(action_dict, dict):
+        raise ValueError(f"actions must be a dict of agent id to action, got {action_dict!r}")
+    for agent, action in action_dict.items():
+        if agent not in action_spaces:
+            raise ValueError(f"unknown agent id {agent!r}; agents are {', '.join(possible_agents)}")
+        if agent not in due:
+            raise ValueError(f"{agent} is not due to act (due: {', '.join(sorted(due))})")
+        n = action_spaces[agent].n
+        if not _is_integer(action):
+            raise ValueError(f"{agent}: action must be an integer, got {action!r}")
+        if not 0 <= int(action) < n:
+            raise ValueError(f"{agent}: action {int(action)} is out of range 0..{n - 1}")
+    missing = due - set(action_dict)
+    if missing:
+        raise ValueError(
+            f"no action for {', '.join(sorted(missing))}: every agent due to act must "
+            "act (an empty step is not a clock tick)"
+        )
 
 
 def _is_integer(value: Any) -> bool:

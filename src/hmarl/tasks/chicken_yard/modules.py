@@ -92,14 +92,18 @@ class ChickenSetModule(_PPOModule):
 
     @override(RLModule)
     def setup(self) -> None:
-        ocean = self.observation_space["robot_ocean"].shape[0]
-        features = 3 * ocean + 3
+        features = self._num_features()
         hidden = self._hidden_sizes()
         self.scorer = mlp([features, *hidden, 1])
         self.value_encoder = mlp([features, *hidden], activate_last=True)
         self.value_head = nn.Linear(2 * hidden[-1], 1)
 
+    def _num_features(self) -> int:
+        """Features per chicken: the length of :meth:`_chicken_features`' last axis."""
+        return 3 * self.observation_space["robot_ocean"].shape[0] + 3
+
     def _chicken_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, C, F) the features of each chicken, with the robot's."""
         chickens = obs["chicken_oceans"]  # (B, C, O)
         robot = obs["robot_ocean"][:, None, :].expand_as(chickens)
         offset = obs["chicken_positions"] - obs["robot_position"][:, None, :]  # (B, C, 2)

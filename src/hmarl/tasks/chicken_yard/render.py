@@ -40,7 +40,7 @@ from hmarl.tasks.chicken_yard.simulation import YardConfig
 if TYPE_CHECKING:
     from hmarl.tasks.chicken_yard.env import ChickenYardEnv
 
-__all__ = ["YardRenderer", "YardSnapshot", "compatibility_colour"]
+__all__ = ["YardRenderer", "YardSnapshot", "compatibility_colour", "robot_colour"]
 
 RGB = tuple[int, int, int]
 
@@ -119,6 +119,9 @@ class YardRenderer:
     text panel sits under it (its height grows with the number of robots; the total
     height is a multiple of 16, as video encoders like).
     """
+
+    PANEL_HEADS: tuple[str, ...] = ("robot", "chicken", "compat. / best", "high", "low", "status")
+    """The panel's column heads."""
 
     def __init__(self, config: YardConfig, size: int = 640) -> None:
         if size < 240:
@@ -203,13 +206,13 @@ class YardRenderer:
             self._disc(centre, radius, (*tint, 130))
             for n, robot in enumerate(robots):
                 ring = radius + n * 3 * k
-                pg.draw.circle(surf, _colour(robot), centre, ring, max(2, round(2 * k)))
+                pg.draw.circle(surf, robot_colour(robot), centre, ring, max(2, round(2 * k)))
         for robot, chicken in enumerate(snap.targets):
             if chicken is not None:
                 self._dashed(
                     self._px(snap.positions[robot]),
                     self._px(snap.chicken_positions[chicken]),
-                    _colour(robot),
+                    robot_colour(robot),
                     max(2, round(2 * k)),
                 )
         for chicken, position in enumerate(snap.chicken_positions):
@@ -285,7 +288,7 @@ class YardRenderer:
         """A boxy robot in its colour; a tick once it arrived, a cross if out of time."""
         pg, surf, k = self._pg, self._yard, self._u * SUPERSAMPLE * 1.25
         x, y = centre
-        colour, line = _colour(robot), max(1, round(1.5 * k))
+        colour, line = robot_colour(robot), max(1, round(1.5 * k))
         self._shadow((x, y + 10 * k), 26 * k)
         pg.draw.line(surf, INK, (x, y - 10 * k), (x, y - 15 * k), line)  # antenna
         pg.draw.circle(surf, colour, (x, y - 16 * k), 2.5 * k)
@@ -340,6 +343,10 @@ class YardRenderer:
             return "out of time"
         return "choosing" if chicken is None else f"{distance:.2f} to go"
 
+    def _high_cell(self, snap: YardSnapshot, robot: int) -> str:
+        """The panel's high-level cell: the reward summed so far."""
+        return f"{snap.returns.get(high_agent(robot + 1), 0.0):+.3f}"
+
     def _draw_panel(self, snap: YardSnapshot) -> None:
         pg, canvas, u = self._pg, self._canvas, self._u
         top = self.size
@@ -350,13 +357,12 @@ class YardRenderer:
         self._text(f"step {snap.steps} / {self.config.timeout}", (left, y), self._bold)
 
         xs = [left, *(round(f * self.width) for f in (0.15, 0.29, 0.56, 0.69, 0.81))]
-        heads = ("robot", "chicken", "compat. / best", "high", "low", "status")
         y += self._line + round(4 * u)
-        for x, head in zip(xs, heads, strict=True):
+        for x, head in zip(xs, self.PANEL_HEADS, strict=True):
             self._text(head, (x, y), self._small, MUTED)
         for robot in range(self.config.num_robots):
             y += self._line
-            colour = _colour(robot)
+            colour = robot_colour(robot)
             swatch = pg.Rect(xs[0], y + round(2 * u), round(13 * u), round(13 * u))
             pg.draw.rect(canvas, colour, swatch, border_radius=round(3 * u))
             self._text(str(robot + 1), (xs[0] + round(20 * u), y))
@@ -372,8 +378,8 @@ class YardRenderer:
                 pg.draw.rect(canvas, tint, swatch, border_radius=round(3 * u))
                 compat = f"{row[chicken]:.3f} / {row.max():.3f}"
                 self._text(compat, (xs[2] + round(18 * u), y))
-            for x, agent in ((xs[3], high_agent(robot + 1)), (xs[4], low_agent(robot + 1))):
-                self._text(f"{snap.returns.get(agent, 0.0):+.3f}", (x, y))
+            self._text(self._high_cell(snap, robot), (xs[3], y))
+            self._text(f"{snap.returns.get(low_agent(robot + 1), 0.0):+.3f}", (xs[4], y))
             status = self._status(snap, robot)
             status_colour = {"arrived": SCALE[2], "out of time": SCALE[0]}.get(status, INK)
             self._text(status, (xs[5], y), colour=status_colour)
@@ -399,5 +405,6 @@ def _mix(a: RGB, b: RGB, share_of_b: float) -> RGB:
     return tuple(round(x + (y - x) * share_of_b) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
-def _colour(robot: int) -> RGB:
+def robot_colour(robot: int) -> RGB:
+    """A robot's colour (0-based), the same in every frame."""
     return ROBOT_COLOURS[robot % len(ROBOT_COLOURS)]

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -27,8 +27,93 @@ DIRECTIONS = np.array(
 DIRECTION_NAMES = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 
 
+class EnvConfig:
+    """What every typed env config of a yard shares: built from RLlib's plain ``env_config``.
+
+    A frozen dataclass subclasses it (:class:`YardConfig`, and the round-up's config).
+    """
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Self:
+        """Build from a plain dict (RLlib's ``env_config``), refusing unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} field(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def coerce(cls, config: Self | dict[str, Any] | None) -> Self:
+        """Accept a config of this class, a plain dict, or nothing (the defaults)."""
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, dict):
+            return cls.from_dict(dict(config))
+        raise ValueError(f"expected a {cls.__name__} or a dict, got {type(config).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def check_integers(config: Any, names: Sequence[str], minimum: int = 1) -> None:
+    """Refuse fields that are not whole numbers of at least ``minimum``, naming the field."""
+    for name in names:
+        value = getattr(config, name)
+        where = f"{type(config).__name__}.{name}"
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{where} must be an integer, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"{where} must be at least {minimum}, got {value}")
+
+
+def check_numbers(config: Any, names: Sequence[str]) -> None:
+    """Refuse fields that are not finite numbers, naming the field."""
+    for name in names:
+        value = getattr(config, name)
+        where = f"{type(config).__name__}.{name}"
+        # bool is an int to Python, but True is no step length or reward.
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value!r}")
+
+
+def check_yard_rules(config: Any) -> None:
+    """Refuse values of the yard's shared fields on which the task means nothing.
+
+    Any config with the yard's fields goes through here, so its errors name its
+    own class and field.
+    """
+    name = type(config).__name__
+    if not 0 < config.move_amount <= 1:
+        raise ValueError(
+            f"{name}.move_amount must be in (0, 1] (the yard is the unit square), "
+            f"got {config.move_amount}"
+        )
+    if not 0 < config.closeness_threshold <= math.sqrt(2):
+        raise ValueError(
+            f"{name}.closeness_threshold must be in (0, 1.414] (at 0 no robot can "
+            f"arrive), got {config.closeness_threshold}"
+        )
+    if config.step_reward > 0:
+        raise ValueError(
+            f"{name}.step_reward must not be positive (robots would be paid to never "
+            f"arrive), got {config.step_reward}"
+        )
+    if not -1 <= config.personality_low < 1:
+        raise ValueError(
+            f"{name}.personality_low must be in [-1, 1) (personality entries are drawn "
+            f"in [personality_low, 1)), got {config.personality_low}"
+        )
+
+
 @dataclass(frozen=True)
-class YardConfig:
+class YardConfig(EnvConfig):
     """Every constant of the chicken yard; the defaults are the 2022 tutorial's."""
 
     num_robots: int = 2
@@ -49,69 +134,28 @@ class YardConfig:
     """Reward for both levels of a robot still out at the time limit."""
     timeout: int = 1000
     """Environment steps (the choosing step included) before the time limit."""
+    personality_low: float = 0.0
+    """Personality entries are uniform in [this, 1) before normalising (0: the tutorial's)."""
 
     def __post_init__(self) -> None:
-        for name in ("num_robots", "num_chickens", "num_ocean_features", "timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise ValueError(f"YardConfig.{name} must be an integer, got {value!r}")
-            if value < 1:
-                raise ValueError(f"YardConfig.{name} must be at least 1, got {value}")
+        check_integers(self, ("num_robots", "num_chickens", "num_ocean_features", "timeout"))
         rewards = ("step_reward", "arrival_reward", "timeout_reward")
-        for name in ("move_amount", "closeness_threshold", *rewards):
-            value = getattr(self, name)
-            # bool is an int to Python, but True is no step length or reward.
-            if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-                raise ValueError(f"YardConfig.{name} must be a number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"YardConfig.{name} must be finite, got {value!r}")
-        # Each refused value would train on a yard where the task means nothing.
-        if not 0 < self.move_amount <= 1:
-            raise ValueError(
-                f"YardConfig.move_amount must be in (0, 1] (the yard is the unit square), "
-                f"got {self.move_amount}"
-            )
-        if not 0 < self.closeness_threshold <= math.sqrt(2):
-            raise ValueError(
-                f"YardConfig.closeness_threshold must be in (0, 1.414] (at 0 no robot can "
-                f"arrive), got {self.closeness_threshold}"
-            )
-        if self.step_reward > 0:
-            raise ValueError(
-                f"YardConfig.step_reward must not be positive (robots would be paid to never "
-                f"arrive), got {self.step_reward}"
-            )
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> YardConfig:
-        """Build from a plain dict (RLlib's ``env_config``), refusing unknown keys."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown YardConfig field(s): {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        return cls(**values)
-
-    @classmethod
-    def coerce(cls, config: YardConfig | dict[str, Any] | None) -> YardConfig:
-        """Accept a YardConfig, a plain dict, or nothing (the defaults)."""
-        if config is None:
-            return cls()
-        if isinstance(config, cls):
-            return config
-        if isinstance(config, dict):
-            return cls.from_dict(dict(config))
-        raise ValueError(f"expected a YardConfig or a dict, got {type(config).__name__}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        check_numbers(self, ("move_amount", "closeness_threshold", *rewards, "personality_low"))
+        check_yard_rules(self)
 
 
 def normalise(oceans: np.ndarray) -> np.ndarray:
     """L2-normalise personality vectors along the last axis."""
     return oceans / np.linalg.norm(oceans, axis=-1, keepdims=True)
+
+
+def personalities(uniform: np.ndarray, config: YardConfig) -> np.ndarray:
+    """Personality vectors from uniform [0, 1) draws: spread over [personality_low, 1), normalised.
+
+    At the default ``personality_low`` of 0 the spread changes no bit of the draws.
+    """
+    low = config.personality_low
+    return normalise(low + (1.0 - low) * uniform)
 
 
 @dataclass
@@ -124,11 +168,11 @@ class YardLayout:
     chicken_positions: np.ndarray
     """(C, 2) x, y in [0, 1]."""
     chicken_oceans: np.ndarray
-    """(C, O) unit personality vectors with entries in [0, 1]."""
+    """(C, O) unit personality vectors (entries in [0, 1] unless ``personality_low`` < 0)."""
     robot_positions: np.ndarray
     """(R, 2) x, y in [0, 1]."""
     robot_oceans: np.ndarray
-    """(R, O) unit personality vectors with entries in [0, 1]."""
+    """(R, O) unit personality vectors, like the chickens'."""
 
 
 def _draw_shapes(config: YardConfig) -> list[tuple[int, int]]:
@@ -139,21 +183,30 @@ def _draw_shapes(config: YardConfig) -> list[tuple[int, int]]:
     return [(c, 2), (c, o), (r, 2), (r, o)]
 
 
+def draw_count(config: YardConfig) -> int:
+    """How many uniform doubles :func:`draw_yard` takes from its generator."""
+    return sum(a * b for a, b in _draw_shapes(config))
+
+
 def _layout(
+    config: YardConfig,
     chicken_positions: np.ndarray,
     chicken_oceans: np.ndarray,
     robot_positions: np.ndarray,
     robot_oceans: np.ndarray,
 ) -> YardLayout:
-    """A layout from the raw uniform draws: the OCEAN vectors get normalised."""
+    """A layout from the raw uniform draws: the OCEAN vectors become personalities."""
     return YardLayout(
-        chicken_positions, normalise(chicken_oceans), robot_positions, normalise(robot_oceans)
+        chicken_positions,
+        personalities(chicken_oceans, config),
+        robot_positions,
+        personalities(robot_oceans, config),
     )
 
 
 def draw_yard(rng: np.random.Generator, config: YardConfig) -> YardLayout:
-    """Draw a new yard: uniform positions, uniform OCEAN vectors normalised."""
-    return _layout(*(rng.random(shape) for shape in _draw_shapes(config)))
+    """Draw a new yard: uniform positions, uniform OCEAN vectors made personalities."""
+    return _layout(config, *(rng.random(shape) for shape in _draw_shapes(config)))
 
 
 def draw_yards(seeds: Sequence[int], config: YardConfig) -> YardLayout:
@@ -170,7 +223,8 @@ def draw_yards(seeds: Sequence[int], config: YardConfig) -> YardLayout:
     uniform = (raw >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
     parts = np.split(uniform, np.cumsum(sizes)[:-1], axis=1)
     return _layout(
-        *(part.reshape(len(seeds), *shape) for part, shape in zip(parts, shapes, strict=True))
+        config,
+        *(part.reshape(len(seeds), *shape) for part, shape in zip(parts, shapes, strict=True)),
     )
 
 
@@ -261,3 +315,7 @@ class ChickenYard:
 
     def target_position(self, robot: int) -> np.ndarray:
         return self.layout.chicken_positions[self.targets[robot]]
+
+    def heading(self, robot: int) -> tuple[float, float]:
+        """Where the robot's chosen chicken stood when it chose; kept after the choice ends."""
+        return self._targets_xy[robot]
