@@ -163,8 +163,14 @@ def test_default_modules_export_and_their_onnx_takes_the_flat_vector(default_run
 
 
 def test_a_users_task_exports_but_loads_only_with_task(corridor_run: Path, hmarl, cli) -> None:
-    exported = hmarl("export", "runs/corridor", "--out", "shared", cwd=corridor_run)
+    exported = hmarl(
+        "export", "runs/corridor", "--out", "shared", "--format", "onnx", cwd=corridor_run
+    )
     assert exported.returncode == 0, exported.stderr[-2000:]
+    description = json.loads((corridor_run / "shared" / DESCRIPTION_FILE).read_text())
+    for entry in description["policies"].values():  # Box observations: nothing to flatten
+        [given] = entry["onnx_inputs"]
+        assert (given["name"], given["layout"]) == ("obs", "as the env observes it")
     refused = cli("evaluate", str(corridor_run / "shared"), "--episodes", "5")
     assert refused.returncode == 2
     assert "give --task my_corridor:TASK" in refused.stderr
