@@ -26,6 +26,15 @@ checkpoint_every = 1
 timeout = 200
 """
 
+# The corridor's training settings: it learns nothing in two iterations, nor needs to.
+CORRIDOR_TRAINING = """
+train_batch_size = 400
+minibatch_size = 100
+num_epochs = 1
+num_envs_per_env_runner = 2
+checkpoint_every = 1
+"""
+
 
 TESTS = Path(__file__).parent
 HMARL = Path(sys.executable).with_name("hmarl")
@@ -88,6 +97,33 @@ def trained_checkpoint(trained_run: Path) -> Path:
     from hmarl.runs import checkpoints_of
 
     return checkpoints_of(trained_run)[0]
+
+
+@pytest.fixture(scope="session")
+def corridor_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's folder: ``my_corridor.py`` naming the tiny task, and ``runs/corridor`` in it.
+
+    Trained as a user would: ``--task my_corridor:TASK`` from the working directory,
+    through Tune, with the closing evaluation.
+    """
+    home = tmp_path_factory.mktemp("user")
+    (home / "my_corridor.py").write_text("from tiny_task import TASK  # the user's own task\n")
+    (home / "small.toml").write_text(CORRIDOR_TRAINING)
+    done = run_hmarl(
+        "train",
+        "--task",
+        "my_corridor:TASK",
+        "--config",
+        "small.toml",
+        "--stop-iters",
+        "2",
+        "--out",
+        "runs/corridor",
+        cwd=home,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "random" in done.stdout and "return planner" in done.stdout  # the closing table
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -3,47 +3,14 @@
 The corridor (``tests/tiny_task.py``) declares only the three required fields. It
 is loaded from a module in the working directory, trained through Tune (whose
 trial runs in a Ray worker process, which must import the module too), and then
-every tool works on the run folder without ``--task``.
+every tool works on the run folder without ``--task``. The run is the session
+fixture ``corridor_run`` (``tests/conftest.py``), which ``test_export.py`` shares.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
-
-SMALL = """
-train_batch_size = 400
-minibatch_size = 100
-num_epochs = 1
-num_envs_per_env_runner = 2
-checkpoint_every = 1
-"""
-
-
-@pytest.fixture(scope="module")
-def corridor_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import run_hmarl
-
-    home = tmp_path_factory.mktemp("user")
-    (home / "my_corridor.py").write_text("from tiny_task import TASK  # the user's own task\n")
-    (home / "small.toml").write_text(SMALL)
-    done = run_hmarl(
-        "train",
-        "--task",
-        "my_corridor:TASK",
-        "--config",
-        "small.toml",
-        "--stop-iters",
-        "2",
-        "--out",
-        "runs/corridor",
-        cwd=home,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "random" in done.stdout and "return planner" in done.stdout  # the closing table
-    return home
 
 
 def test_the_run_records_the_real_task(corridor_run: Path) -> None:

@@ -234,18 +234,27 @@ def _render(
 def load_trained(args: argparse.Namespace, flags: list[str], command: str) -> Any:
     """The trained policy a RUN argument names, on the env it was trained on (and flags)."""
     from hmarl.checkpoints import CheckpointError
+    from hmarl.export import Description, is_export
     from hmarl.runs import find_run
     from hmarl.runs import load_trained as load
     from hmarl.task import TaskError
 
-    run = find_run(args.checkpoint) if Path(args.checkpoint).exists() else None
-    task = load_task(args.task) if args.task else (run[1].load_task() if run else None)
+    path = Path(args.checkpoint)
+    given = load_task(args.task) if args.task else None
     try:
-        base = run[1].env_config if run else {}
+        if is_export(path):
+            description = Description.read(path)
+            record = description.record
+            task = given or description.load_task(path)
+        else:
+            run = find_run(path) if path.exists() else None
+            record = run[1] if run else None
+            task = given or (record.load_task() if record else None)
+        base = record.env_config if record else {}
         overrides = {}
         if task is not None and flags:
-            given = task_settings(task, flags, task.env_config_dict(base), command)
-            overrides = {k: v for k, v in given.items() if base.get(k) != v}
+            settings = task_settings(task, flags, task.env_config_dict(base), command)
+            overrides = {k: v for k, v in settings.items() if base.get(k) != v}
         return load(args.checkpoint, env_overrides=overrides, task=task)
     except (CheckpointError, TaskError) as err:
         raise CliError(str(err)) from None
@@ -270,6 +279,20 @@ def cmd_inspect(args: argparse.Namespace, flags: list[str]) -> None:
         return
     print(f"checkpoint: {trained.source}")
     print_policies(summaries)
+
+
+def cmd_export(args: argparse.Namespace, flags: list[str]) -> None:
+    from hmarl.checkpoints import CheckpointError
+    from hmarl.export import export
+    from hmarl.task import TaskError
+
+    try:
+        done = export(args.checkpoint, args.out, args.format or (), task_ref=args.task)
+    except (CheckpointError, TaskError) as err:
+        raise CliError(str(err)) from None
+    print(f"checkpoint: {done.source}")
+    for name in done.files:
+        print(f"wrote {done.folder / name}")
 
 
 def cmd_plot(args: argparse.Namespace, flags: list[str]) -> None:
@@ -498,6 +521,24 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON for programs")
     p.set_defaults(func=cmd_inspect)
 
+    p = command(
+        "export",
+        "write a policy's weights without pickle (safetensors + JSON), optionally ONNX",
+        description="Write each policy's weights as safetensors with a JSON description, a "
+        "folder that evaluate, watch and inspect take and that loads without unpickling "
+        "anything: the safe way to share a policy.",
+    )
+    _add_run_argument(p)
+    p.add_argument("--out", type=Path, required=True, help="the folder to write (must be new)")
+    p.add_argument(
+        "--format",
+        action="append",
+        metavar="FORMAT",
+        help="onnx: also a graph of each policy's greedy action (safetensors is always "
+        "written); repeat or comma-separate",
+    )
+    p.set_defaults(func=cmd_export)
+
     p = command("plot", "learning curves of a run to a PNG")
     p.add_argument("run_dir", type=Path, help="run folder (or a Tune trial folder in it)")
     p.add_argument(
@@ -516,8 +557,14 @@ def _add_task_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="run, Tune trial or checkpoint folder")
-    parser.add_argument("--task", help="the task, for a checkpoint outside any run folder")
+    parser.add_argument(
+        "checkpoint", type=Path, help="run, Tune trial, checkpoint or export folder"
+    )
+    parser.add_argument(
+        "--task",
+        help="the task, for a checkpoint outside any run folder, or for an export whose "
+        "task is a module:attribute",
+    )
 
 
 def _add_episode_options(

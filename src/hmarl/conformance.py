@@ -30,7 +30,9 @@ only show later in an episode.
 :func:`check_determinism` asserts that two fresh environments, reset with the same
 seeds and given the same seeded actions, return identical results step for step.
 
-Both raise :class:`AssertionError` naming the episode, the step and the agent.
+Both raise :class:`AssertionError` naming the episode, the step and the agent. Both
+play random actions sampled from the action spaces, or the actions a ``choose``
+function picks (property-based tests draw them with Hypothesis).
 
 >>> from hmarl.tasks.chicken_yard.env import ChickenYardEnv
 >>> check_env(ChickenYardEnv({"timeout": 50}), seed=0, episodes=2)
@@ -56,7 +58,14 @@ if TYPE_CHECKING:
 
     from hmarl.task import Task
 
-__all__ = ["check_batched_env", "check_determinism", "check_env"]
+__all__ = [
+    "Chooser",
+    "Transition",
+    "assert_same",
+    "check_batched_env",
+    "check_determinism",
+    "check_env",
+]
 
 AgentDict = dict[str, Any]
 """A per-agent dict keyed by agent id (plus ``__all__`` or ``__common__``)."""
@@ -98,18 +107,28 @@ class Transition:
         return bool(self.terminateds.get("__all__") or self.truncateds.get("__all__"))
 
 
+Chooser = Callable[[Transition, str, Any], Any]
+"""``choose(last, agent, action_space)``: the action of a due agent after transition ``last``.
+
+For :func:`check_determinism` it must give the same action when asked again for the
+same episode, step and agent.
+"""
+
+
 def play(
     env: MultiAgentEnv,
     seed: int,
     episodes: int,
     max_steps: int,
     step_budget: int | None = None,
+    choose: Chooser | None = None,
 ) -> Iterator[Transition]:
     """Play episodes with actions sampled from the action spaces; yield every reset and step.
 
     Episode ``i`` is reset with ``seed + i``; the action spaces are seeded from
     ``seed``, so the same arguments on a fresh environment give the same actions.
-    With ``step_budget``, play stops quietly after that many steps in all.
+    With ``choose``, it picks the actions instead. With ``step_budget``, play stops
+    quietly after that many steps in all.
     """
     spaces = {agent: env.get_action_space(agent) for agent in env.possible_agents}
     for i, agent in enumerate(env.possible_agents):
@@ -124,7 +143,11 @@ def play(
                 raise AssertionError(f"{last.where}: the episode did not end in {max_steps} steps")
             if step_budget is not None and played >= step_budget:
                 return
-            actions = {a: spaces[a].sample() for a in last.obs if a in last.due}
+            actions = {
+                a: choose(last, a, spaces[a]) if choose else spaces[a].sample()
+                for a in last.obs
+                if a in last.due
+            }
             last = Transition(episode, last.step + 1, actions, *env.step(actions))
             played += 1
             yield last
@@ -136,16 +159,18 @@ def check_env(
     episodes: int = 3,
     max_steps: int = 100_000,
     step_budget: int | None = None,
+    choose: Chooser | None = None,
 ) -> None:
     """Play seeded random episodes and assert the API contract (see the module docstring).
 
-    With ``step_budget``, the check stops after that many steps in all.
+    With ``choose``, it picks the actions; with ``step_budget``, the check stops after
+    that many steps in all.
     """
     possible = set(env.possible_agents)
     spaces = {a: env.get_observation_space(a) for a in possible}
     ended: set[str] = set()
     observed: set[str] = set()
-    for t in play(env, seed, episodes, max_steps, step_budget):
+    for t in play(env, seed, episodes, max_steps, step_budget, choose):
         if t.step == 0:
             ended, observed = set(), set()
             assert t.obs, f"{t.where}: reset() returned no observations"
@@ -205,24 +230,25 @@ def check_determinism(
     seed: int = 0,
     episodes: int = 3,
     max_steps: int = 100_000,
+    choose: Chooser | None = None,
 ) -> None:
     """Two fresh environments, the same seeds and actions: assert identical results."""
-    runs = (play(make_env(), seed, episodes, max_steps) for _ in range(2))
+    runs = (play(make_env(), seed, episodes, max_steps, choose=choose) for _ in range(2))
     for a, b in zip(*runs, strict=True):
         for name in ("obs", "rewards", "terminateds", "truncateds", "infos"):
-            _assert_same(getattr(a, name), getattr(b, name), f"{a.where}: {name}")
+            assert_same(getattr(a, name), getattr(b, name), f"{a.where}: {name}")
 
 
-def _assert_same(a: Any, b: Any, where: str) -> None:
+def assert_same(a: Any, b: Any, where: str) -> None:
     """Assert equal values, recursing into dicts and sequences; NaN equals NaN."""
     if isinstance(a, dict) and isinstance(b, dict):
         assert list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
         for key in a:
-            _assert_same(a[key], b[key], f"{where}[{key!r}]")
+            assert_same(a[key], b[key], f"{where}[{key!r}]")
     elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
         assert len(a) == len(b), f"{where}: lengths {len(a)} != {len(b)}"
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same(x, y, f"{where}[{i}]")
+            assert_same(x, y, f"{where}[{i}]")
     elif isinstance(a, np.ndarray | np.generic) or isinstance(b, np.ndarray | np.generic):
         a, b = np.asarray(a), np.asarray(b)
         nan_ok = a.dtype.kind in "fc" and b.dtype.kind in "fc"
@@ -329,7 +355,7 @@ def _same_obs(batched: Any, index: dict, b: int, obs: dict, agents: set[str], wh
     groups = {group: batched.observations(group) for group in batched.groups}
     for agent in agents:
         group, i = index[agent]
-        _assert_same(_row(groups[group], b, i), obs[agent], f"{where}: {agent}'s observation")
+        assert_same(_row(groups[group], b, i), obs[agent], f"{where}: {agent}'s observation")
 
 
 def _row(obs: Any, b: int, i: int) -> Any:

@@ -60,14 +60,15 @@ class ModulePolicy:
 
     def act(self, policy_id: str, obs: Any) -> np.ndarray:
         import torch
-        from ray.rllib.core.columns import Columns
 
-        module = self.modules[policy_id]
         batch = self.module_input(policy_id, obs)
         with torch.no_grad():
-            inputs = module.forward_inference({Columns.OBS: batch})[Columns.ACTION_DIST_INPUTS]
-            dist = module.get_inference_action_dist_cls().from_logits(inputs)
-            return dist.to_deterministic().sample().numpy()
+            return greedy_action(self.modules[policy_id], batch).numpy()
+
+    def flattens(self, policy_id: str) -> bool:
+        """Does the policy's module see its observations flattened into one vector?"""
+        module_space = self.modules[policy_id].observation_space
+        return _flattened(module_space, self.observation_spaces[policy_id])
 
     def module_input(self, policy_id: str, obs: Any) -> Any:
         """A batch of env observations as the policy's module takes them (torch tensors)."""
@@ -76,11 +77,23 @@ class ModulePolicy:
         from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
 
         space = self.observation_spaces[policy_id]
-        if _flattened(self.modules[policy_id].observation_space, space):
+        if self.flattens(policy_id):
             struct = get_base_struct_from_space(space)
             flat = flatten_inputs_to_1d_tensor(obs, spaces_struct=struct, batch_axis=True)
             return torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
         return _to_torch(obs)
+
+
+def greedy_action(module: Any, batch: Any) -> Any:
+    """An RL module's greedy action (its action distribution's mode) for a batch of its inputs.
+
+    One definition for acting and for the ONNX graph of an export (see :mod:`hmarl.export`).
+    """
+    from ray.rllib.core.columns import Columns
+
+    inputs = module.forward_inference({Columns.OBS: batch})[Columns.ACTION_DIST_INPUTS]
+    dist = module.get_inference_action_dist_cls().from_logits(inputs)
+    return dist.to_deterministic().sample()
 
 
 def _flattened(module_space: gym.Space | None, env_space: gym.Space) -> bool:

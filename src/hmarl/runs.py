@@ -53,14 +53,22 @@ class RunRecord:
     def read(cls, path: Path) -> RunRecord:
         try:
             data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"{path} is not a readable run record ({err})") from None
+        return cls.from_dict(data, path)
+
+    @classmethod
+    def from_dict(cls, data: Any, path: Path) -> RunRecord:
+        """The record in ``data``, read from ``path`` (a run record or an export's description)."""
+        try:
             return cls(
                 task=str(data["task"]),
                 task_ref=str(data["task_ref"]),
                 env_config=dict(data["env_config"]),
                 hmarl_version=str(data.get("hmarl_version", "")),
             )
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise CheckpointError(f"{path} is not a readable run record ({err})") from None
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{path} has no valid task record ({err!r})") from None
 
     def load_task(self) -> Task:
         from hmarl.registry import load_task
@@ -94,8 +102,8 @@ def checkpoints_of(path: Path) -> list[Path]:
         return [path]
     if find_run(path) is None:
         raise CheckpointError(
-            f"{path} is not an hmarl run folder (no {RECORD_FILE} in it or above it) "
-            "and not a checkpoint"
+            f"{path} is not an hmarl run folder (no {RECORD_FILE} in it or above it), "
+            "not a checkpoint and not an export"
         )
     found = find_checkpoints(path)
     if not found:
@@ -125,9 +133,14 @@ def load_trained(
 
     A run folder may end in a checkpoint an interruption left unreadable; then the
     one before it is used (``Trained.source`` says which). ``task`` is needed only
-    for a checkpoint outside any run folder.
+    for a checkpoint outside any run folder. ``path`` may also be an export folder
+    (see :mod:`hmarl.export`), which is loaded without unpickling anything.
     """
+    from hmarl.export import is_export, load_export
     from hmarl.policies import ModulePolicy
+
+    if is_export(path):
+        return load_export(path, env_overrides, task)
 
     candidates = checkpoints_of(path)
     run = find_run(candidates[0])
