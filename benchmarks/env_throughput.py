@@ -82,8 +82,10 @@ def main() -> None:
     )
     print(f"BatchedYard, steps alone:           {stepping:12,.0f} yard-steps/s")
     print(f"ChickenYardEnv / tutorial: {ours / tutorial:6.1f}x (target >= 2x)")
-    print(f"BatchedYard / tutorial:    {batched / tutorial:6.0f}x (target >= 1000x; "
-          f"{stepping / tutorial:.0f}x for steps alone)")  # fmt: skip
+    print(
+        f"BatchedYard / tutorial:    {batched / tutorial:6.0f}x (target >= 1000x; "
+        f"{stepping / tutorial:.0f}x for steps alone)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,36 +1,74 @@
-"""Time to quality: how soon `hmarl train` reaches a good policy on this machine.
+"""Time to quality: how soon `hmarl train` reaches a good yard policy, over several seeds.
 
-Runs ``hmarl train --time-budget B`` exactly as a user would (a subprocess, Ray
-Tune, default settings) with a checkpoint every two iterations, then scores every
-checkpoint greedily on the same 500 seeded episodes against the random and oracle
-policies. Quality is a normalised high-level score >= 0.9 with low-level success
->= 0.99; the time is the checkpoint's age since the command started. Then the same
-budget again with RLlib's default MLP modules on flattened observations
-(``--modules default``), to show what the custom modules buy.
+Each seed runs ``hmarl train --time-budget B --seed S`` exactly as a user would (a
+subprocess, Ray Tune, the batched sampler, the task's modules) with a checkpoint
+every two iterations; then every checkpoint is scored greedily on the same 500
+held-out seeded episodes against the random policy and the oracle. Quality is a
+normalised high-level score >= 0.9 with low-level success >= 0.99; the time is the
+checkpoint's completion (its marker file) since the command started. In the same
+run, the hand-written batched PPO of ``handwritten_ppo.py`` (same rules, same two
+networks, no RLlib) trains the same seeds: its time counts from its process's start
+too (imports included), with its evaluations excluded.
 
-Run: ``python benchmarks/time_to_quality.py [--budget 180] [--only custom]``
+Other variants for comparison (``--variants``): ``rllib`` is hmarl with RLlib's own
+sampler (``--sampler rllib``); ``default`` is hmarl with RLlib's default MLPs on the
+flattened observations (``--modules default``). Those MLPs get the same
+observations as the task's modules, but not their structure: the set module scores
+each chicken from its own features with the robot's (their OCEAN vectors, the
+elementwise product whose sum is the compatibility, offset and distance), where
+the MLP must find the compatibility from the flat vector.
+
+Prints, per variant: each seed's time, the mean with a 95 % t-interval over the
+seeds that reached quality, the final score, and env steps per second of training.
+
+Run: ``python benchmarks/time_to_quality.py [--seeds 5] [--budget 60] [--variants ...]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from hmarl.checkpoints import find_checkpoints
+from hmarl.checkpoints import MARKER, find_checkpoints
 from hmarl.evaluation import compare, episode_seeds
 from hmarl.runs import load_trained
 
 SCORE, SUCCESS = 0.9, 0.99
 EPISODES = 500
+T_975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
+"""Student's t quantile (0.975) by number of values: the 95 % interval's factor."""
+FLAGS = {"hmarl": [], "rllib": ["--sampler", "rllib"], "default": ["--modules", "default"]}
+
+HANDWRITTEN = r"""
+import json, sys, time
+started = float(sys.argv[1])
+sys.path.insert(0, sys.argv[4])
+from handwritten_ppo import time_to_quality
+imported = time.time() - started
+reached, result = time_to_quality(int(sys.argv[2]), float(sys.argv[3]))
+print("RESULT" + json.dumps({"reached": None if reached is None else reached + imported,
+                             "rate": result.robot_steps / result.seconds}))
+"""
 
 
-def run_training(modules: str, budget: float, out: Path) -> tuple[float, float]:
-    """Train with the command line; return its start time (epoch seconds) and duration."""
+def interval(values: list[float], spec: str = ".1f") -> str:
+    """Mean and the half-width of its 95 % t-interval: "m ± h" (just "m" for one value)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:{spec}}"
+    half = T_975[len(values)] * statistics.stdev(values) / math.sqrt(len(values))
+    return f"{mean:{spec}} ± {half:{spec}}"
+
+
+def hmarl_seed(variant: str, seed: int, budget: float, out: Path) -> dict:
+    """One `hmarl train` run; its time to quality, final score and rate."""
     start = time.time()
     subprocess.run(
         [
@@ -40,76 +78,101 @@ def run_training(modules: str, budget: float, out: Path) -> tuple[float, float]:
             "train",
             "--time-budget",
             str(budget),
+            "--seed",
+            str(seed),
             "--checkpoint-every",
             "2",
             "--no-evaluate",
-            "--modules",
-            modules,
             "--out",
             str(out),
+            *FLAGS[variant],
         ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    return start, time.time() - start
-
-
-def sampling_rates(out: Path) -> tuple[float, float]:
-    """Env steps per second: per second of training (learning included), and while
-    sampling alone (RLlib's smoothed sampling timer, last iteration)."""
-    (log,) = out.rglob("result.json")
-    last = json.loads(log.read_text().splitlines()[-1])
-    overall = last["num_env_steps_sampled_lifetime"] / last["time_total_s"]
-    sampling = (
-        last["env_runners"]["num_env_steps_sampled"] / last["timers"]["env_runner_sampling_timer"]
-    )
-    return overall, sampling
-
-
-def report(modules: str, budget: float, workdir: Path) -> None:
-    out = workdir / modules
-    start, took = run_training(modules, budget, out)
     seeds = episode_seeds(None, EPISODES)  # held out: training never uses these seeds
-    reached = None
+    reached, score, success = None, math.nan, math.nan
     for checkpoint in find_checkpoints(out):
         trained = load_trained(checkpoint)
         comparison = compare(trained.task, trained.env_config, trained.policy, seeds)
-        ours, random, oracle = (
-            comparison.policies[k].metrics for k in ("trained", "random", "oracle")
-        )
         score = comparison.score
-        age = (checkpoint / "rllib_checkpoint.json").stat().st_mtime - start
-        print(
-            f"  {modules:>7} {age:6.1f} s  score {score:6.3f}  success {ours['success_rate']:.3f}"
-            f"  steps {ours['mean_steps']:5.1f}"
-        )
-        if reached is None and score >= SCORE and ours["success_rate"] >= SUCCESS:
-            reached = age
-    when = f"{reached:.0f} s" if reached is not None else f"not within {budget:.0f} s"
-    print(f"{modules} modules: score >= {SCORE} with success >= {SUCCESS} at {when}")
-    print(
-        f"{modules} modules: final score {score:.3f}, success {ours['success_rate']:.3f}, "
-        f"steps to arrive {ours['mean_steps']:.1f} (oracle {oracle['mean_steps']:.1f}); "
-        f"compatibility {ours['mean_compatibility']:.3f} "
-        f"(random {random['mean_compatibility']:.3f}, oracle {oracle['mean_compatibility']:.3f})"
+        success = comparison.policies["trained"].metrics["success_rate"]
+        if reached is None and score >= SCORE and success >= SUCCESS:
+            reached = (checkpoint / MARKER).stat().st_mtime - start
+    (log,) = out.rglob("result.json")
+    last = json.loads(log.read_text().splitlines()[-1])
+    rate = last["num_env_steps_sampled_lifetime"] / last["time_total_s"]
+    return {"reached": reached, "score": score, "success": success, "rate": rate}
+
+
+def handwritten_seed(seed: int, budget: float) -> dict:
+    """One run of the hand-written PPO in a fresh process (its imports counted)."""
+    folder = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", HANDWRITTEN, str(time.time()), str(seed), str(budget), folder],
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    overall, sampling = sampling_rates(out)
-    print(f"{modules} modules: the command took {took:.0f} s of its {budget:.0f} s budget")
-    print(
-        f"{modules} modules: env steps/s during training: {overall:,.0f} per second of "
-        f"training (sampling and learning), {sampling:,.0f} while sampling"
-    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(line[6:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=180.0, help="seconds per training run")
-    parser.add_argument("--only", choices=("custom", "default"), help="run one variant only")
+    parser.add_argument("--seeds", type=int, default=5, help="runs per variant, seeds 0..N-1")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per hmarl run")
+    parser.add_argument(
+        "--variants",
+        default="hmarl,handwritten",
+        help="comma-separated: hmarl, handwritten, rllib, default",
+    )
     args = parser.parse_args()
+    summary = []
     with tempfile.TemporaryDirectory(prefix="hmarl-ttq-") as workdir:
-        for modules in [args.only] if args.only else ["custom", "default"]:
-            report(modules, args.budget, Path(workdir))
-    print(f"target: score >= {SCORE} and success >= {SUCCESS} within 180 s; >= 1,500 steps/s")
+        for variant in args.variants.split(","):
+            runs = []
+            for seed in range(args.seeds):
+                if variant == "handwritten":
+                    run = handwritten_seed(seed, args.budget)
+                else:
+                    run = hmarl_seed(variant, seed, args.budget, Path(workdir) / f"{variant}{seed}")
+                runs.append(run)
+                when = "-" if run["reached"] is None else f"{run['reached']:.1f} s"
+                extra = (
+                    f"  final score {run['score']:.3f}, success {run['success']:.3f}"
+                    if "score" in run
+                    else ""
+                )
+                print(
+                    f"{variant:<11} seed {seed}: quality at {when:>7}{extra}, "
+                    f"{run['rate']:,.0f} steps/s",
+                    flush=True,
+                )
+            summary.append((variant, runs))
+    print()
+    for variant, runs in summary:
+        times = [r["reached"] for r in runs if r["reached"] is not None]
+        quality = (
+            f"{interval(times)} s (min {min(times):.1f}, max {max(times):.1f})"
+            if times
+            else "never"
+        )
+        unit = "robot-steps/s" if variant == "handwritten" else "env steps/s of training"
+        print(
+            f"{variant:<11} time to quality, {len(times)} of {len(runs)} seeds: {quality}; "
+            f"{interval([r['rate'] for r in runs], ',.0f')} {unit}"
+        )
+        if "score" in runs[0]:
+            print(
+                f"{'':<11} final score {interval([r['score'] for r in runs], '.3f')}, "
+                f"success {interval([r['success'] for r in runs], '.3f')} "
+                f"after {args.budget:.0f} s"
+            )
+    print(
+        f"target: hmarl at quality within 20 s of the command's start (mean over seeds); "
+        f"quality = score >= {SCORE} and success >= {SUCCESS} on {EPISODES} held-out episodes"
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,17 @@ def test_without_remote_runners_the_run_stops_after_saving_its_last_good_state(
 ) -> None:
     out = tmp_path / "run"
     config = failing_config(tmp_path, 150)
-    common = ["train", "--task", "tiny_task:TASK", "--config", str(config),
-              "--out", str(out), "--no-tune", "--no-evaluate"]  # fmt: skip
+    common = [
+        "train",
+        "--task",
+        "tiny_task:TASK",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--no-tune",
+        "--no-evaluate",
+    ]
     done = hmarl(*common, "--stop-iters", "30")
     assert done.returncode == 1, done.stderr[-2000:]
     lines = done.stderr.strip().splitlines()
@@ -54,9 +63,20 @@ def test_remote_runners_recover_and_the_failures_are_counted(tmp_path: Path, hma
     """Each runner's envs count their own calls (10 an iteration here): they fail around
     iterations 5 and 10, and the runners go on."""
     out = tmp_path / "run"
-    done = hmarl("train", "--task", "tiny_task:TASK", "--config", str(failing_config(tmp_path, 50)),
-                 "--out", str(out), "--num-env-runners", "2", "--stop-iters", "12",
-                 "--no-evaluate")  # fmt: skip
+    done = hmarl(
+        "train",
+        "--task",
+        "tiny_task:TASK",
+        "--config",
+        str(failing_config(tmp_path, 50)),
+        "--out",
+        str(out),
+        "--num-env-runners",
+        "2",
+        "--stop-iters",
+        "12",
+        "--no-evaluate",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stdout + done.stderr
     failed = [line for line in done.stdout.splitlines() if line.startswith("env runner failed")]

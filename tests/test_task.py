@@ -179,7 +179,8 @@ def test_a_schedule_metric_that_never_appears_is_reported(local_ray, tmp_path: P
     algo = HierarchicalPPO(config=build_config(p))
     try:
         result = algo.train()
-        assert result["hmarl"] == {"schedule_open": 0.0, "schedule_stalled": 1.0}
+        assert result["hmarl"]["schedule_open"] == 0.0
+        assert result["hmarl"]["schedule_stalled"] == 1.0
         assert "arrival" not in result["env_runners"].get("hmarl", {})
     finally:
         algo.stop()

@@ -63,6 +63,7 @@ from hmarl.batched_env import BatchedEnv, select
 from hmarl.evaluation import EVAL_SEED_BASE, group_policies
 from hmarl.faults import RecoversFromEnvFaults
 from hmarl.metrics import WINDOW, log_agent_episode
+from hmarl.policies import batch_size
 
 Batch = dict[str, Any]
 """One policy's columns: numpy arrays (a dict of them for structured observations)."""
@@ -262,9 +263,10 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         """Observation rows as the policy's module takes them (flattened for RLlib's MLPs)."""
         if policy not in self.flatten:
             return obs
-        space = self.env.observation_spaces[
-            next(g for g, p in self.policies.items() if p == policy)
-        ]
+        group = next(g for g, p in self.policies.items() if p == policy)
+        space = self.env.observation_spaces[group]
+        if batch_size(obs) == 0:  # RLlib's flattening cannot reshape an empty batch
+            return np.zeros((0, *flat_space(space).shape), dtype=np.float32)
         struct = get_base_struct_from_space(space)
         return np.asarray(
             flatten_inputs_to_1d_tensor(obs, spaces_struct=struct, batch_axis=True),

@@ -1,0 +1,85 @@
+"""Start-up: where the seconds before `hmarl train`'s first iteration go.
+
+Each mode (through Tune, the default, and ``--no-tune``) runs in a fresh Python
+process doing what the command does, with a clock read at each phase:
+
+- start: from launching the process to the first line of this script (the interpreter);
+- imports: the CLI and training modules (light: Ray, RLlib and torch come later);
+- plan: the task, its settings and the conformance check of its env (imports RLlib);
+- Ray: starting a local Ray;
+- to the first result: building the algorithm (in Tune, first the trial's own
+  process and its imports) and the first iteration, whose own length the result
+  reports (``time_this_iter_s``), so the rest is set-up;
+- wrap-up: the last checkpoint and Ray's shutdown.
+
+Run: ``python benchmarks/startup.py [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PHASES = ("start", "imports", "plan", "Ray", "set-up", "first iteration", "wrap-up")
+
+CHILD = r"""
+import json, sys, time
+began = time.time()
+marks = {"start": began - float(sys.argv[1])}
+from hmarl.cli import quiet
+from hmarl.training import TrainConfig, plan, train
+marks["imports"] = time.time() - began
+p = plan(TrainConfig(stop_iters=1, use_tune=sys.argv[2] == "tune", out=sys.argv[3]))
+marks["plan"] = time.time() - began - marks["imports"]
+quiet()
+import ray
+init = ray.init
+def timed_init(*args, **kwargs):
+    t = time.time(); result = init(*args, **kwargs); marks["Ray"] = time.time() - t
+    return result
+ray.init = timed_init
+first = {}
+def on_result(result):
+    first.setdefault("at", time.time()); first.setdefault("own", result["time_this_iter_s"])
+t = time.time()
+train(p, on_result=on_result)
+end = time.time()
+to_first = first["at"] - t - marks["Ray"]
+marks["set-up"] = to_first - first["own"]
+marks["first iteration"] = first["own"]
+marks["wrap-up"] = end - first["at"]
+print("MARKS" + json.dumps(marks))
+"""
+
+
+def run(mode: str, out: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(time.time()), mode, out],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("MARKS"))
+    return json.loads(line[5:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per mode (medians shown)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hmarl-startup-") as tmp:
+        for mode in ("tune", "direct"):
+            runs = [run(mode, f"{tmp}/{mode}{i}") for i in range(args.repeats)]
+            medians = {phase: statistics.median(r[phase] for r in runs) for phase in PHASES}
+            total = sum(medians.values())
+            cells = "  ".join(f"{phase} {medians[phase]:4.1f}" for phase in PHASES)
+            print(f"{mode:<6} {cells}  = {total:4.1f} s (median of {args.repeats})")
+
+
+if __name__ == "__main__":
+    main()
