@@ -5,8 +5,9 @@ process doing what the command does, with a clock read at each phase:
 
 - start: from launching the process to the first line of this script (the interpreter);
 - imports: the CLI and training modules (light: Ray, RLlib and torch come later);
-- plan: the task, its settings and the conformance check of its env (imports RLlib);
-- Ray: starting a local Ray;
+- plan: the task and its settings;
+- Ray: starting a local Ray while RLlib and torch are imported in a second thread,
+  then the conformance check of the task's env;
 - to the first result: building the algorithm (in Tune, first the trial's own
   process and its imports) and the first iteration, whose own length the result
   reports (``time_this_iter_s``), so the rest is set-up;
@@ -34,15 +35,15 @@ marks = {"start": began - float(sys.argv[1])}
 from hmarl.cli import quiet
 from hmarl.training import TrainConfig, plan, train
 marks["imports"] = time.time() - began
-p = plan(TrainConfig(stop_iters=1, use_tune=sys.argv[2] == "tune", out=sys.argv[3]))
+import hmarl.training as training
+cfg = TrainConfig(stop_iters=1, use_tune=sys.argv[2] == "tune", out=sys.argv[3])
+p = plan(cfg, check_env=False)
 marks["plan"] = time.time() - began - marks["imports"]
 quiet()
-import ray
-init = ray.init
-def timed_init(*args, **kwargs):
-    t = time.time(); result = init(*args, **kwargs); marks["Ray"] = time.time() - t
-    return result
-ray.init = timed_init
+start_ray = training._start_ray_checking_env
+def timed_start(*args):
+    t = time.time(); start_ray(*args); marks["Ray"] = time.time() - t
+training._start_ray_checking_env = timed_start
 first = {}
 def on_result(result):
     first.setdefault("at", time.time()); first.setdefault("own", result["time_this_iter_s"])

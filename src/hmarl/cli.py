@@ -340,7 +340,7 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
             }
         if cfg.stop_iters is None and cfg.stop_timesteps is None and cfg.time_budget is None:
             cfg.stop_iters = DEFAULT_STOP_ITERS
-        p = plan(cfg)
+        p = plan(cfg, check_env=False)
     except ValueError as err:
         raise CliError(str(err)) from None
     if p.start_from is not None:
@@ -468,7 +468,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="wall-clock seconds for the whole command; stops in time to checkpoint",
     )
     p.add_argument("--num-env-runners", type=non_negative_int, help="sampling processes (0)")
-    p.add_argument("--num-envs-per-env-runner", type=positive_int, help="envs per env runner (16)")
+    p.add_argument(
+        "--num-envs-per-env-runner",
+        type=positive_int,
+        help="envs per env runner (256 with the batched sampler, 16 with RLlib's)",
+    )
     p.add_argument("--address", help="join this Ray cluster instead of starting a local Ray")
     p.add_argument("--out", type=Path, help="run folder (default runs/TASK)")
     p.add_argument("--seed", type=non_negative_int, help="RLlib seed (0)")

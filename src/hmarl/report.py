@@ -83,8 +83,8 @@ class TrainingProgress:
         from rich.progress import BarColumn, Progress, TextColumn
 
         cfg = plan.cfg
+        self.plan = plan
         self.task: Task = plan.task
-        self.policies = list(plan.policies)
         self.start = started
         self.time_budget = cfg.time_budget
         # The bar counts iterations when there is a count, otherwise seconds.
@@ -103,6 +103,11 @@ class TrainingProgress:
         self._warned = False
         self._seen_faults: set[str] = set()
         self._progress.start()
+
+    @property
+    def policies(self) -> list[str]:
+        # Known once train() has checked the env, before the first result.
+        return list(self.plan.policies or ())
 
     def update(self, result: dict) -> None:
         runners = result.get("env_runners", {})

@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 import tomllib
 from collections import deque
@@ -36,6 +37,8 @@ RESULT_FILE = "result.json"
 LOG_FILE = "train.log"
 """Ray's and RLlib's own messages during a run, kept off the terminal."""
 DEFAULT_TASK = "chicken_yard"
+BATCHED_ENVS, STOCK_ENVS = 256, 16
+"""Default envs per env runner: the batched sampler steps arrays, RLlib's steps objects."""
 MIN_FREE_BYTES = 50 * 2**20
 """A run folder on a disk with less room than this is refused before training."""
 
@@ -69,11 +72,12 @@ class TrainConfig:
     """Ray cluster to join (``ray start --head`` address); None starts a local Ray."""
     num_env_runners: int = 0
     """Remote sampling processes; 0 samples in the training process (best on 2 cores)."""
-    num_envs_per_env_runner: int = 16
-    """Envs stepped together per env runner, so one forward pass serves several."""
-    train_batch_size: int = 4000
+    num_envs_per_env_runner: int | None = None
+    """Envs stepped together per env runner, so one forward pass serves them all
+    (default: 256 with the batched sampler, whose envs are arrays; 16 with RLlib's)."""
+    train_batch_size: int = 2048
     """Environment steps sampled per iteration."""
-    minibatch_size: int = 1000
+    minibatch_size: int = 2048
     """PPO minibatch size, in agent steps of one policy."""
     num_epochs: int = 4
     """PPO passes over each policy's samples per iteration."""
@@ -105,16 +109,9 @@ class TrainConfig:
         if isinstance(self.out, str):
             self.out = Path(self.out)
         check_types(self)
-        at_least_one = (
-            "checkpoint_every",
-            "train_batch_size",
-            "minibatch_size",
-            "num_epochs",
-            "num_envs_per_env_runner",
-        )
-        for name in at_least_one:
+        for name in ("checkpoint_every", "train_batch_size", "minibatch_size", "num_epochs"):
             _require(getattr(self, name) >= 1, name, "must be at least 1", getattr(self, name))
-        for name in ("stop_iters", "stop_timesteps", "schedule_timeout"):
+        for name in ("stop_iters", "stop_timesteps", "schedule_timeout", "num_envs_per_env_runner"):
             value = getattr(self, name)
             _require(value is None or value >= 1, name, "must be at least 1", value)
         _require(
@@ -208,17 +205,19 @@ class Plan:
     task_ref: str
     env_config: dict[str, Any]
     out: Path
-    policies: dict[str, tuple[Any, Any]]
-    """Each policy's (observation, action) space."""
+    policies: dict[str, tuple[Any, Any]] | None
+    """Each policy's (observation, action) space (None until the env is checked)."""
     start_from: Path | None = None
     """The checkpoint a resumed run continues from."""
     start_iteration: int = 0
 
 
-def plan(cfg: TrainConfig) -> Plan:
+def plan(cfg: TrainConfig, check_env: bool = True) -> Plan:
     """Check everything a run needs before Ray starts; write nothing.
 
     Raises ValueError (TaskError among them) with a message naming the problem.
+    ``check_env=False`` leaves the env's conformance check (which imports RLlib,
+    seconds) to :func:`train`, which runs it while Ray starts.
     """
     from hmarl.registry import load_task
 
@@ -243,7 +242,7 @@ def plan(cfg: TrainConfig) -> Plan:
                 f"from the run's ({cfg.out / RECORD_FILE})"
             )
     env_config = task.env_config_dict(record.env_config if record else cfg.env)
-    policies = preflight(task, env_config)
+    policies = preflight(task, env_config) if check_env else None
     out = Path(cfg.out) if cfg.out is not None else Path("runs") / task.name
     result = Plan(cfg, task, task_ref, env_config, out, policies)
     if cfg.resume:
@@ -348,7 +347,8 @@ def build_config(p: Plan) -> Any:
         .environment(env_name(task), env_config=p.env_config)
         .env_runners(
             num_env_runners=cfg.num_env_runners,
-            num_envs_per_env_runner=cfg.num_envs_per_env_runner,
+            num_envs_per_env_runner=cfg.num_envs_per_env_runner
+            or (BATCHED_ENVS if sampler == "batched" else STOCK_ENVS),
             batch_mode="truncate_episodes",
             # RLlib 2.60's multi-agent env runner converts every finished episode to
             # NumPy again on every env step; with short episodes that grows
@@ -513,14 +513,15 @@ def train(
     if cfg.stop_iters is None and cfg.stop_timesteps is None and cfg.time_budget is None:
         raise ValueError("give a stop condition: stop_iters, stop_timesteps or time_budget")
     start = time.monotonic() if started is None else started
+    new_folder = not p.out.exists()
     p.out.mkdir(parents=True, exist_ok=True)
-    if not cfg.resume:
-        RunRecord(p.task.name, p.task_ref, p.env_config, __version__).write(p.out)
     deadline = Deadline(cfg, start)
     log = _log_to_file(p.out / LOG_FILE)
     try:
         with _stderr_to(p.out / LOG_FILE):
-            _start_ray(cfg)
+            _start_ray_checking_env(p, new_folder)
+            if not cfg.resume:
+                RunRecord(p.task.name, p.task_ref, p.env_config, __version__).write(p.out)
             try:
                 if cfg.use_tune:
                     from hmarl.tuning import train_with_tune as run
@@ -533,6 +534,36 @@ def train(
         for name in RAY_LOGGERS:
             logging.getLogger(name).removeHandler(log)
         log.close()
+
+
+def _start_ray_checking_env(p: Plan, new_folder: bool) -> None:
+    """Start Ray while RLlib is imported in a second thread, then check the env.
+
+    Starting Ray mostly waits for its processes and importing RLlib mostly computes,
+    so side by side they take the longer of the two instead of the sum (about 2.5 s
+    less on two cores, benchmarks/startup.py). An env that fails its check stops Ray
+    again and leaves no run folder behind.
+    """
+    import ray
+
+    importing = threading.Thread(target=_import_rllib, daemon=True)
+    importing.start()
+    _start_ray(p.cfg)
+    importing.join()
+    if p.policies is not None:
+        return
+    try:
+        p.policies = preflight(p.task, p.env_config)
+    except ValueError:
+        ray.shutdown()
+        if new_folder:
+            shutil.rmtree(p.out, ignore_errors=True)
+        raise
+
+
+def _import_rllib() -> None:
+    import hmarl.algorithm
+    import hmarl.task_env  # noqa: F401
 
 
 @contextlib.contextmanager

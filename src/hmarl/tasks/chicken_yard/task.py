@@ -55,6 +55,9 @@ TASK = Task(
     policy_of=policy_of,
     config=YardConfig,
     modules=modules,
+    # Both levels learn twice as fast as hmarl's default: measured over 5 seeds, the
+    # yard reaches quality in 4 s of training instead of 6 (benchmarks/time_to_quality.py).
+    ppo={HIGH_LEVEL_POLICY: {"lr": 2e-3}, LOW_LEVEL_POLICY: {"lr": 2e-3}},
     # Until the robots can walk, almost every high-level episode is a time-out, and
     # "pick a chicken close by" is all a high level could learn from that.
     schedule=Schedule(hold=HIGH_LEVEL_POLICY, metric="success_rate", threshold=0.9),
