@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
-import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -48,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from spread import interval
 from torch.distributions import Categorical
 
 from hmarl.batched_env import select
@@ -61,8 +60,6 @@ EPISODES = 500
 # The task's networks (class and model_config per policy), as hmarl builds them. Reading
 # them imports RLlib, seconds of work that belong to no training run: done here, once.
 SPECS = TASK.module_specs()
-# t_{0.975, n-1} for n = 2..10 seeds: a 95 % interval of the mean without scipy.
-T_975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
 
 
 @dataclass
@@ -363,22 +360,11 @@ def time_to_quality(
     return (reached[0] if reached else None), result
 
 
-def interval(values: list[float], spec: str = ".1f") -> str:
-    """Mean and the half-width of its 95 % t-interval, as "m ± h" (just "m" for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:{spec}}"
-    half = T_975[len(values)] * statistics.stdev(values) / math.sqrt(len(values))
-    return f"{mean:{spec}} ± {half:{spec}}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="training runs, seeds 0..N-1")
     parser.add_argument("--budget", type=float, default=60.0, help="training seconds per seed")
     cli = parser.parse_args()
-    if not 1 <= cli.seeds <= max(T_975):
-        parser.error(f"--seeds must be 1..{max(T_975)}")
     print(f"hyperparameters: {Args()}")
     times, rates = [], []
     for seed in range(cli.seeds):

@@ -29,12 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from spread import interval
 
 from hmarl.checkpoints import MARKER, find_checkpoints
 from hmarl.evaluation import compare, episode_seeds
@@ -42,8 +43,6 @@ from hmarl.runs import load_trained
 
 SCORE, SUCCESS = 0.9, 0.99
 EPISODES = 500
-T_975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
-"""Student's t quantile (0.975) by number of values: the 95 % interval's factor."""
 FLAGS = {"hmarl": [], "rllib": ["--sampler", "rllib"], "default": ["--modules", "default"]}
 
 HANDWRITTEN = r"""
@@ -56,15 +55,6 @@ reached, result = time_to_quality(int(sys.argv[2]), float(sys.argv[3]))
 print("RESULT" + json.dumps({"reached": None if reached is None else reached + imported,
                              "rate": result.robot_steps / result.seconds}))
 """
-
-
-def interval(values: list[float], spec: str = ".1f") -> str:
-    """Mean and the half-width of its 95 % t-interval: "m ± h" (just "m" for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:{spec}}"
-    half = T_975[len(values)] * statistics.stdev(values) / math.sqrt(len(values))
-    return f"{mean:{spec}} ± {half:{spec}}"
 
 
 def hmarl_seed(variant: str, seed: int, budget: float, out: Path) -> dict:

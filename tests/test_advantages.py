@@ -182,3 +182,41 @@ def test_a_time_limit_bootstraps(sample) -> None:
     assert check_planner_by_hand(algo, episodes, ours) >= 5
     ours_per_decision, theirs = run_pipeline(algo, episodes, False), rllibs(algo, episodes)
     assert not np.allclose(targets(ours_per_decision, "planner"), targets(theirs, "planner"))
+
+
+def test_the_yards_time_limit_is_terminal_and_keeps_its_penalty(local_ray, tmp_path) -> None:
+    """The yard's model (its spec sheet): running out of time is a failure of the task, -1
+    for both levels, and it terminates: through RLlib's GAE and through hmarl's, nothing
+    is bootstrapped past it, so the value target of an agent's last step is its -1."""
+    from hmarl.algorithm import HierarchicalPPO
+    from hmarl.training import TrainConfig, build_config, plan
+
+    cfg = TrainConfig(
+        env={"timeout": 4, "closeness_threshold": 0.001},  # no robot arrives in 4 steps
+        sampler="rllib",
+        out=tmp_path / "run",
+        stop_iters=1,
+        train_batch_size=64,
+        minibatch_size=32,
+        num_envs_per_env_runner=2,
+        gamma=GAMMA,
+        lambda_=LAMBDA,
+    )
+    algo = HierarchicalPPO(config=build_config(plan(cfg)))
+    try:
+        episodes = algo.env_runner.sample(num_timesteps=64)
+        assert all(e.is_terminated for e in episodes if e.is_done)
+        for batch in (run_pipeline(algo, episodes, True), rllibs(algo, episodes)):
+            for module_id in ("high_level_policy", "low_level_policy"):
+                rows = batch[module_id]
+                ends = (rows[Columns.TERMINATEDS] & rows[Columns.LOSS_MASK]).numpy().astype(bool)
+                assert ends.sum() >= 2
+                # The last step's reward: -1 (a high level's decision, discounted to its start).
+                np.testing.assert_allclose(
+                    rows[Postprocessing.VALUE_TARGETS].numpy()[ends],
+                    rows[Columns.REWARDS].numpy()[ends],
+                    atol=1e-6,
+                )
+                assert (rows[Columns.REWARDS].numpy()[ends] < -0.5).all()
+    finally:
+        algo.stop()

@@ -45,7 +45,9 @@ class Recorder:
         return self.env.step(actions)
 
 
-def yard_algo(tmp_path: Path, **settings: Any) -> tuple[HierarchicalPPO, list[Recorder]]:
+def yard_algo(
+    tmp_path: Path, ppo: dict | None = None, **settings: Any
+) -> tuple[HierarchicalPPO, list[Recorder]]:
     recorders: list[Recorder] = []
 
     def make_batched_env(config: dict, n: int) -> Recorder:
@@ -62,7 +64,7 @@ def yard_algo(tmp_path: Path, **settings: Any) -> tuple[HierarchicalPPO, list[Re
             **settings,
         )
     )
-    p.task = dataclasses.replace(YARD, make_batched_env=make_batched_env)
+    p.task = dataclasses.replace(YARD, make_batched_env=make_batched_env, ppo=ppo or {})
     return HierarchicalPPO(config=build_config(p)), recorders
 
 
@@ -134,20 +136,27 @@ def replay(events: list, env_config: dict, num_envs: int, windows: list[int]) ->
     return chunks
 
 
-@pytest.mark.parametrize("discounting", ["smdp", "per-decision"])
+HIGH_GAMMA, HIGH_LAMBDA = 0.9, 0.5
+"""A high level's own gamma and lambda (a task's PPO settings), unlike the run's."""
+
+
+@pytest.mark.parametrize("discounting", ["smdp", "per-decision", "smdp, own high gamma"])
 def test_the_same_steps_give_the_same_rows_values_and_advantages(
     discounting: str, local_ray, tmp_path
 ) -> None:
     """Two samples (decisions running across the cut between them included): hmarl's rows
     against those RLlib's learner connectors build from the same steps. Rows are
     compared as multisets: the two order them differently."""
+    own = discounting.endswith("own high gamma")
+    ppo = {"high_level_policy": {"gamma": HIGH_GAMMA, "lambda_": HIGH_LAMBDA}} if own else None
     # Episodes of 20 steps in windows of 25: every window holds ends of both kinds
     # (arrivals, time-outs) and decisions cut by the window.
     algo, recorders = yard_algo(
         tmp_path,
         env={"timeout": 20, "num_robots": 3},
         num_envs_per_env_runner=8,
-        discounting=discounting,
+        discounting=discounting.split(",")[0],
+        ppo=ppo,
     )
     try:
         runner, learner = algo.env_runner, algo.learner_group._learner
@@ -167,7 +176,10 @@ def test_the_same_steps_give_the_same_rows_values_and_advantages(
             for policy in ("high_level_policy", "low_level_policy"):
                 from hmarl.advantages import add_advantages
 
-                add_advantages(learner.module[policy], mine[policy], LAMBDA)
+                own_lambda = own and policy == "high_level_policy"
+                add_advantages(
+                    learner.module[policy], mine[policy], HIGH_LAMBDA if own_lambda else LAMBDA
+                )
                 where = f"window {window}, {policy}"
                 a, b = mine[policy], theirs[policy]
                 assert int(a[Columns.LOSS_MASK].sum()) == int(b[Columns.LOSS_MASK].sum()), where
@@ -185,6 +197,11 @@ def test_the_same_steps_give_the_same_rows_values_and_advantages(
                         atol=1e-5,
                         err_msg=f"{where}: {column}",
                     )
+            if own:  # the high level's decisions are discounted by its gamma, k steps each
+                discounts = mine["high_level_policy"][DISCOUNTS].numpy().astype(np.float64)
+                steps = np.log(discounts) / np.log(HIGH_GAMMA)
+                np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)
+                assert steps.max() > 1
     finally:
         algo.stop()
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hmarl.checkpoints import MARKER, MODULES_DIR, CheckpointError, find_checkpoints
+from hmarl.checkpoints import (
+    MARKER,
+    MODULES_DIR,
+    CheckpointError,
+    find_checkpoints,
+    read_marker,
+)
 from hmarl.runs import RECORD_FILE, checkpoints_of, load_trained
 
 YARD_METRICS = {"mean_compatibility", "success_rate", "mean_steps"}
@@ -109,6 +115,19 @@ def test_a_half_written_checkpoint_is_never_picked(trained_run: Path, tmp_path) 
     assert find_checkpoints(run) == []
     with pytest.raises(CheckpointError, match="holds no complete checkpoint"):
         load_trained(run)
+
+
+def test_resume_falls_back_past_a_truncated_learner_state(trained_run: Path, tmp_path) -> None:
+    """Not only the modules: every file of a checkpoint must be whole for --resume to take it."""
+    from hmarl.training import TrainConfig, plan
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    newest, older = checkpoints_of(run)[:2]
+    state = newest / "learner_group" / "learner" / "state.pkl"  # the optimizer's state
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    p = plan(TrainConfig(out=run, resume=True, stop_iters=9), check_env=False)
+    assert p.start_from == older and p.start_iteration == read_marker(older)["iteration"]
 
 
 @pytest.mark.parametrize("command", ["evaluate", "watch", "inspect"])

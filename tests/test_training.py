@@ -229,6 +229,121 @@ def test_checkpoint_restores_the_same_actions(local_ray, tmp_path: Path) -> None
         restored.stop()
 
 
+def _all_weights(algo: HierarchicalPPO) -> dict[str, np.ndarray]:
+    return {m: weights(algo, m) for m in (HIGH, LOW)}
+
+
+def _optimizer_state(algo: HierarchicalPPO) -> list[np.ndarray]:
+    import tree
+
+    state = algo.learner_group.get_state()["learner"]["optimizer"]
+    return [np.asarray(leaf) for leaf in tree.flatten(state)]
+
+
+@pytest.mark.parametrize("sampler", ["batched", "rllib"])
+def test_the_same_seed_learns_the_same_weights(sampler: str, local_ray, tmp_path: Path) -> None:
+    learned = []
+    for run in ("a", "b"):
+        algo = build(tmp_path / run, seed=7, sampler=sampler, schedule_threshold=0.0)
+        try:
+            for _ in range(2):
+                algo.train()
+            learned.append(_all_weights(algo))
+        finally:
+            algo.stop()
+    other = build(tmp_path / "c", seed=8, sampler=sampler, schedule_threshold=0.0)
+    try:
+        other.train()
+        other.train()
+        different = _all_weights(other)
+    finally:
+        other.stop()
+    for module in (HIGH, LOW):
+        assert np.array_equal(learned[0][module], learned[1][module])
+        assert not np.array_equal(learned[0][module], different[module])
+
+
+def test_resume_restores_the_state_and_samples_new_episodes(
+    local_ray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights, optimizer, schedule and counters come back; the episodes do not repeat."""
+    import hmarl.sampler
+    from hmarl.checkpoints import save_atomically
+
+    drawn: list[list[int]] = []
+    draw = hmarl.sampler.draw_seeds
+    monkeypatch.setattr(
+        hmarl.sampler, "draw_seeds", lambda g, n: drawn.append(draw(g, n)) or drawn[-1]
+    )
+    settings = dict(env={"timeout": 40, "closeness_threshold": 1.0, "num_chickens": 2})
+    settings |= dict(train_batch_size=200, minibatch_size=100)
+
+    first = build(tmp_path / "a", **settings)
+    try:
+        while not first.schedule_open:  # past the switch, so the checkpoint holds it open
+            first.train()
+        checkpoint = save_atomically(
+            lambda tmp: first.save_checkpoint(str(tmp.resolve())), tmp_path / "checkpoint"
+        )
+        saved = _all_weights(first), _optimizer_state(first), first.iteration
+        steps = first.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"))
+    finally:
+        first.stop()
+    seen = {seed for seeds in drawn for seed in seeds}
+
+    after = []
+    for run in ("b", "c"):
+        drawn.clear()
+        resumed = build(tmp_path / run, **settings)
+        try:
+            resumed.restore_from_path(str(checkpoint))
+            weights_now, optimizer, _ = saved
+            assert all(np.array_equal(weights(resumed, m), weights_now[m]) for m in (HIGH, LOW))
+            restored = _optimizer_state(resumed)
+            assert len(restored) == len(optimizer) > 0
+            assert all(np.array_equal(a, b) for a, b in zip(restored, optimizer, strict=True))
+            assert resumed.schedule_open is True
+            assert resumed.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime")) == steps
+            resumed.train()
+            after.append(_all_weights(resumed))
+        finally:
+            resumed.stop()
+        new = {seed for seeds in drawn for seed in seeds}
+        assert new and not new & seen, "a resumed run replays the episodes of the first one"
+    # Resuming is itself reproducible: the same checkpoint, the same next iteration.
+    assert all(np.array_equal(after[0][m], after[1][m]) for m in (HIGH, LOW))
+
+
+def test_remote_env_runners_get_new_episode_streams_on_resume(local_ray, tmp_path: Path) -> None:
+    """RLlib checkpoints no remote runner's state: without a reseed they would start over."""
+    import copy
+
+    from hmarl.checkpoints import save_atomically
+    from hmarl.seeding import draw_seeds
+
+    def upcoming(algo: HierarchicalPPO) -> list[list[int]]:
+        return algo.env_runner_group.foreach_env_runner(
+            lambda runner: draw_seeds(copy.deepcopy(runner._seeds), 4), local_env_runner=False
+        )
+
+    first = build(tmp_path / "a", num_env_runners=1, schedule_threshold=0.0)
+    try:
+        fresh = upcoming(first)
+        first.train()
+        checkpoint = save_atomically(
+            lambda tmp: first.save_checkpoint(str(tmp.resolve())), tmp_path / "checkpoint"
+        )
+    finally:
+        first.stop()
+    resumed = build(tmp_path / "b", num_env_runners=1, schedule_threshold=0.0)
+    try:
+        assert upcoming(resumed) == fresh  # the same run's runner starts the same stream
+        resumed.restore_from_path(str(checkpoint))
+        assert upcoming(resumed) != fresh
+    finally:
+        resumed.stop()
+
+
 # -- the command line -------------------------------------------------------------------
 
 

@@ -186,12 +186,11 @@ class SMDPAdvantageEstimation(ConnectorV2):
         input_observation_space: Any = None,
         input_action_space: Any = None,
         *,
-        gamma: float,
-        lambda_: float,
+        config: Any,
         smdp: bool,
     ) -> None:
         super().__init__(input_observation_space, input_action_space)
-        self.gamma, self.lambda_, self.smdp = gamma, lambda_, smdp
+        self.config, self.smdp = config, smdp
 
     @override(ConnectorV2)
     def __call__(
@@ -204,6 +203,9 @@ class SMDPAdvantageEstimation(ConnectorV2):
             module = rl_module[module_id]
             if not isinstance(module, ValueFunctionAPI):
                 continue
+            # Each policy's own gamma and lambda (RLlib's per-module overrides; RLlib's
+            # GAE piece takes the run's for every module).
+            settings = self.config.get_config_for_module(module_id)
             # The batch holds each single-agent episode's rows in this order (the
             # same filter RLlib's GAE piece uses to find its episode lengths).
             returns, discounts, ends = [], [], []
@@ -211,7 +213,7 @@ class SMDPAdvantageEstimation(ConnectorV2):
                 if episode.module_id not in (None, module_id):
                     continue
                 infos = list(episode.get_infos())
-                r, d = decision_rows(list(episode.get_rewards()), infos, self.gamma, self.smdp)
+                r, d = decision_rows(list(episode.get_rewards()), infos, settings.gamma, self.smdp)
                 returns.append(r)
                 discounts.append(d)
                 ends.append(_end(infos, len(r)))
@@ -229,5 +231,5 @@ class SMDPAdvantageEstimation(ConnectorV2):
             module_batch[DISCOUNTS] = torch.as_tensor(
                 np.concatenate(discounts), dtype=torch.float32, device=device
             )
-            add_advantages(module, module_batch, self.lambda_)
+            add_advantages(module, module_batch, settings.lambda_)
         return batch

@@ -254,6 +254,36 @@ class HierarchicalPPO(PPO):
             os.rmdir(self.logdir)
 
     @override(PPO)
+    def restore_from_path(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        super().restore_from_path(path, *args, **kwargs)
+        # Restored weights, optimizer and counters, but RLlib keeps no runner's
+        # episode stream (and none of a remote runner): new episodes, not the first ones.
+        self._reseed_env_runners(remote_worker_ids=None)
+
+    @override(PPO)
+    def restore_env_runners(self, env_runner_group: Any) -> list[int]:
+        restored = super().restore_env_runners(env_runner_group)
+        if restored and env_runner_group is self.env_runner_group:
+            self._reseed_env_runners(remote_worker_ids=restored)
+        return restored
+
+    def _reseed_env_runners(self, remote_worker_ids: list[int] | None) -> None:
+        """Give env runners a new episode stream (see :mod:`hmarl.seeding`).
+
+        The salt is the env steps sampled so far and the count of runners restored:
+        it differs each time, yet a run resumed twice from one checkpoint gets the same.
+        """
+        salt = (
+            int(self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)),
+            int(self._counters["total_num_restored_workers"]),
+        )
+        self.env_runner_group.foreach_env_runner(
+            lambda runner, _salt=salt: runner.reseed(*_salt),
+            remote_worker_ids=remote_worker_ids,
+            local_env_runner=remote_worker_ids is None,
+        )
+
+    @override(PPO)
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         state = super().get_state(*args, **kwargs)
         state["schedule_open"] = self.schedule_open

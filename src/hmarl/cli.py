@@ -345,6 +345,8 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         raise CliError(str(err)) from None
     if p.start_from is not None:
         console.print(f"resuming {p.out} from {p.start_from} (iteration {p.start_iteration})")
+    elif cfg.resume:
+        console.print(f"resuming {p.out} from the start: it holds no complete checkpoint yet")
     console.print(
         f"training {p.task.name} into {p.out} ({'Ray Tune' if cfg.use_tune else 'no Tune'})"
     )

@@ -53,6 +53,7 @@ from hmarl.advantages import SMDPAdvantageEstimation, add_advantages
 
 CLIP_FRACTION = "clip_fraction"
 VF_EXPLAINED_VAR = "vf_explained_var"
+MINIBATCH_RNG = "hmarl_minibatch_rng"
 
 
 class PerModuleMinibatches:
@@ -104,11 +105,7 @@ class HierarchicalPPOLearner(PPOTorchLearner):
             # PPOLearner.build() appended RLlib's GAE piece last; hmarl's goes there.
             self._learner_connector.remove("GeneralAdvantageEstimation")
             self._learner_connector.append(
-                SMDPAdvantageEstimation(
-                    gamma=self.config.gamma,
-                    lambda_=self.config.lambda_,
-                    smdp=self.config.discounting == "smdp",
-                )
+                SMDPAdvantageEstimation(config=self.config, smdp=self.config.discounting == "smdp")
             )
         self.held: frozenset[str] = frozenset()
         """Modules whose policy the schedule holds back (their value function trains)."""
@@ -116,6 +113,19 @@ class HierarchicalPPOLearner(PPOTorchLearner):
 
     def set_held(self, modules: frozenset[str]) -> None:
         self.held = frozenset(modules)
+
+    @override(PPOTorchLearner)
+    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(*args, **kwargs)
+        # The minibatch order's generator: a resumed run shuffles as the run would have.
+        state[MINIBATCH_RNG] = self._minibatch_rng.bit_generator.state
+        return state
+
+    @override(PPOTorchLearner)
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if MINIBATCH_RNG in state:
+            self._minibatch_rng.bit_generator.state = state[MINIBATCH_RNG]
 
     @override(PPOTorchLearner)
     def _create_iterator_if_necessary(self, *, training_data: Any, **kwargs: Any) -> Any:
@@ -126,7 +136,9 @@ class HierarchicalPPOLearner(PPOTorchLearner):
         for module_id, module_batch in batch.policy_batches.items():
             if Postprocessing.ADVANTAGES not in module_batch:  # from the batched sampler
                 add_advantages(
-                    self.module[module_id].unwrapped(), module_batch, self.config.lambda_
+                    self.module[module_id].unwrapped(),
+                    module_batch,
+                    self.config.get_config_for_module(module_id).lambda_,
                 )
         for module_id in list(batch.policy_batches):
             if not self.should_module_be_updated(module_id, batch):
@@ -154,12 +166,28 @@ class HierarchicalPPOLearner(PPOTorchLearner):
         )
         module = self.module[module_id].unwrapped()
         with torch.no_grad():
+            mask = _loss_mask(batch)
             dist = module.get_train_action_dist_cls().from_logits(
-                fwd_out[Columns.ACTION_DIST_INPUTS]
+                fwd_out[Columns.ACTION_DIST_INPUTS][mask]
             )
-            ratio = torch.exp(dist.logp(batch[Columns.ACTIONS]) - batch[Columns.ACTION_LOGP])
+            ratio = torch.exp(
+                dist.logp(batch[Columns.ACTIONS][mask]) - batch[Columns.ACTION_LOGP][mask]
+            )
             clipped = ((ratio - 1.0).abs() > config.clip_param).float().mean()
-        self.metrics.log_value((module_id, CLIP_FRACTION), clipped, window=1)
+            values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
+        self.metrics.log_dict(
+            {
+                CLIP_FRACTION: clipped,
+                # Logged after RLlib's own, so this one is reported: RLlib 2.60's PPO
+                # loss takes the explained variance over every row, the loss-masked
+                # bootstrap rows too, which for a high level are a large share.
+                VF_EXPLAINED_VAR: explained_variance(
+                    batch[Postprocessing.VALUE_TARGETS][mask], values[mask]
+                ),
+            },
+            key=module_id,
+            window=1,
+        )
         return loss
 
     def _value_loss(
@@ -167,8 +195,9 @@ class HierarchicalPPOLearner(PPOTorchLearner):
     ) -> torch.Tensor:
         """PPO's value term alone (its clipping and coefficient), for a held module."""
         module = self.module[module_id].unwrapped()
-        values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))
-        targets = batch[Postprocessing.VALUE_TARGETS]
+        mask = _loss_mask(batch)
+        values = module.compute_values(batch, embeddings=fwd_out.get(Columns.EMBEDDINGS))[mask]
+        targets = batch[Postprocessing.VALUE_TARGETS][mask]
         squared = torch.pow(values - targets, 2.0)
         mean_loss = torch.clamp(squared, 0, config.vf_clip_param).mean()
         self.metrics.log_dict(
@@ -180,3 +209,10 @@ class HierarchicalPPOLearner(PPOTorchLearner):
             window=1,
         )
         return config.vf_loss_coeff * mean_loss
+
+
+def _loss_mask(batch: dict[str, Any]) -> Any:
+    """The rows PPO learns from: all but the bootstrap rows (``Columns.LOSS_MASK``)."""
+    if Columns.LOSS_MASK in batch:
+        return batch[Columns.LOSS_MASK].bool()
+    return slice(None)

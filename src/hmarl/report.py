@@ -102,6 +102,7 @@ class TrainingProgress:
         self._last_steps, self._last_time = 0.0, time.monotonic()
         self._warned = False
         self._seen_faults: set[str] = set()
+        self._values: dict[tuple[str, ...], float] = {}
         self._progress.start()
 
     @property
@@ -118,10 +119,11 @@ class TrainingProgress:
         elapsed = now - self.start
         left = None if self.time_budget is None else max(0.0, self.time_budget - elapsed)
         returns = " ".join(
-            f"{short(p)} {num(_get(runners, return_key(p)), 2)}" for p in self.policies
+            f"{short(p)} {num(self._latest(runners, return_key(p)), 2)}" for p in self.policies
         )
         metrics = "".join(
-            f"  {label(m.name)} {num(_get(runners, metric_key(m.name)))}" for m in self.task.metrics
+            f"  {label(m.name)} {num(self._latest(runners, metric_key(m.name)))}"
+            for m in self.task.metrics
         )
         failures = int(result.get("hmarl", {}).get("env_runner_failures", 0))
         line = (
@@ -136,6 +138,14 @@ class TrainingProgress:
         self._schedule_warning(result, steps)
         done = result["training_iteration"] if self.by_iterations else elapsed
         self._progress.update(self._bar, completed=done)
+
+    def _latest(self, runners: dict, key: tuple[str, ...]) -> float | None:
+        """The value in this result, else the last one seen: in an iteration where no
+        episode ended (long episodes, many envs ending together) RLlib reports none."""
+        value = _get(runners, key)
+        if value is not None and not math.isnan(value):
+            self._values[key] = value
+        return self._values.get(key)
 
     def _learning(self, result: dict) -> str:
         """Per policy: entropy, KL, clip fraction, explained variance of the last update."""

@@ -21,10 +21,8 @@ gamma). The learner then computes values and advantages with
 own sampler. A decision still running at the end of a sample is carried into
 the next one, as RLlib carries a hanging action into the next episode chunk.
 
-Episode seeds come from the runner's own generator (seeded from the run's seed
-and the runner's index) and stay below the evaluation seeds; its state and
-torch's are part of the runner's state, so a resumed run continues the stream
-instead of replaying the first yards.
+Episode seeds come from the runner's own generator (:mod:`hmarl.seeding`): new
+ones after a resume or a restart, never an evaluation seed.
 """
 
 from __future__ import annotations
@@ -60,10 +58,11 @@ from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
 
 from hmarl.advantages import DISCOUNTS
 from hmarl.batched_env import BatchedEnv, select
-from hmarl.evaluation import EVAL_SEED_BASE, group_policies
+from hmarl.evaluation import group_policies
 from hmarl.faults import RecoversFromEnvFaults
 from hmarl.metrics import WINDOW, log_agent_episode
 from hmarl.policies import batch_size
+from hmarl.seeding import draw_seeds, reseeded, runner_generator
 
 Batch = dict[str, Any]
 """One policy's columns: numpy arrays (a dict of them for structured observations)."""
@@ -110,10 +109,9 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         self.task = config.task
         self.spaces = kwargs.get("spaces") or {}
         self.num_envs = config.num_envs_per_env_runner
-        self.gamma = config.gamma
         self.smdp = config.discounting == "smdp"
         self.flatten = frozenset(config.flatten_policies)
-        self._seeds = np.random.default_rng([config.seed or 0, self.worker_index or 0])
+        self._seeds = runner_generator(config.seed, self.worker_index)
         self._weights_seq_no = 0
         self.env: BatchedEnv | None = None
         if self.worker_index or config.num_env_runners == 0:
@@ -163,7 +161,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
     def sample(self, *, num_timesteps: int | None = None, **kwargs: Any) -> dict[str, Batch]:
         """At least ``num_timesteps`` env steps (all envs stepped together); a batch per policy."""
         if self._needs_reset:
-            self.env.reset(self._draw_seeds(self.num_envs))
+            self.env.reset(draw_seeds(self._seeds, self.num_envs))
             self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
             self._needs_reset = False
         steps = math.ceil(
@@ -179,7 +177,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
             self._episode_steps += 1
             if result.over.any():
                 self._log_episodes(result.over)
-                self.env.reset(self._draw_seeds(int(result.over.sum())), where=result.over)
+                self.env.reset(draw_seeds(self._seeds, int(result.over.sum())), where=result.over)
                 self._episode_steps[result.over] = 0
         for group in self.env.groups:
             self._close_sequences(group, steps, rows[group])
@@ -217,7 +215,10 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
     def _after_step(self, group: str, step: int, result: Any, rows: _Rows) -> None:
         state = self._state[group]
         rewards = result.rewards[group]
-        state.collect(rewards, self.gamma, self.smdp)
+        # Each policy's own gamma (RLlib's per-module overrides; the run's by default).
+        state.collect(
+            rewards, self.config.get_config_for_module(self.policies[group]).gamma, self.smdp
+        )
         ended = result.terminated[group] | result.truncated[group]
         if not ended.any():
             return
@@ -273,8 +274,12 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
             dtype=np.float32,
         )
 
-    def _draw_seeds(self, count: int) -> list[int]:
-        return self._seeds.integers(0, EVAL_SEED_BASE, size=count).tolist()
+    def reseed(self, *salt: int) -> None:
+        """New episodes from here on, from a generator of the run's seed and ``salt``."""
+        self._seeds = reseeded(self.config.seed, self.worker_index, *salt)
+        if self.env is not None:  # the episodes in progress are dropped, like their decisions
+            self._state = {g: _Slots(self.env, g) for g in self.env.groups}
+            self._needs_reset = True
 
     # -- metrics -----------------------------------------------------------------------
 
@@ -314,8 +319,6 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
     ) -> dict[str, Any]:
         state: dict[str, Any] = {
             NUM_ENV_STEPS_SAMPLED_LIFETIME: self.num_env_steps_sampled_lifetime,
-            "episode_seeds": self._seeds.bit_generator.state,
-            "torch_rng": torch.get_rng_state().numpy(),
         }
         if self._check_component(COMPONENT_RL_MODULE, components, not_components):
             state[COMPONENT_RL_MODULE] = self.module.get_state(
@@ -340,11 +343,6 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
                 self.module.set_state(weights)
             if seq_no > 0:
                 self._weights_seq_no = seq_no
-        if "episode_seeds" in state:
-            # A resumed run goes on with new episodes instead of replaying the first ones.
-            self._seeds.bit_generator.state = state["episode_seeds"]
-            torch.set_rng_state(torch.as_tensor(state["torch_rng"]))
-            self._needs_reset = True
         if NUM_ENV_STEPS_SAMPLED_LIFETIME in state:
             self.num_env_steps_sampled_lifetime = state[NUM_ENV_STEPS_SAMPLED_LIFETIME]
 

@@ -22,8 +22,9 @@ config            a dataclass of env settings: its fields become CLI flags and a
 modules           an ``RLModuleSpec`` per policy, or a function returning them so the
                   task module need not import RLlib (default: RLlib's default
                   modules, on observations flattened by RLlib's own connector)
-ppo               PPO settings per policy: ``lr``, ``entropy_coeff``, ``num_epochs``,
-                  ``minibatch_size``, ... (default: the run's, for every policy)
+ppo               PPO settings per policy: ``lr``, ``gamma``, ``lambda_``,
+                  ``entropy_coeff``, ``num_epochs``, ``minibatch_size``, ... (default:
+                  the run's, for every policy)
 schedule          :class:`Schedule`: hold a policy back until a metric reaches a
                   threshold (default: every policy trains from the start)
 baselines         named policies to compare with, each a factory taking a
@@ -77,9 +78,19 @@ DISCOUNTING = ("smdp", "per-decision")
 """How a decision that lasted k env steps is discounted: by gamma**k, or by gamma once."""
 
 PPO_SETTINGS = frozenset(
-    {"lr", "entropy_coeff", "num_epochs", "minibatch_size", "clip_param", "vf_loss_coeff"}
+    {
+        "lr",
+        "gamma",
+        "lambda_",
+        "entropy_coeff",
+        "num_epochs",
+        "minibatch_size",
+        "clip_param",
+        "vf_loss_coeff",
+    }
 )
-"""The PPO settings a task may set per policy."""
+"""The PPO settings a task may set per policy (``gamma`` and ``lambda_`` too: hmarl's
+advantages read them per policy, where RLlib's GAE takes the run's for all)."""
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 

@@ -298,8 +298,8 @@ def _plan_resume(result: Plan) -> None:
     from hmarl.checkpoints import find_checkpoints, read_marker
 
     found = find_checkpoints(result.out)
-    if not found:
-        raise ValueError(f"nothing to resume in {result.out}: it holds no complete checkpoint")
+    if not found:  # stopped before its first checkpoint was whole: it starts over
+        return
     result.start_from = found[-1]
     result.start_iteration = read_marker(found[-1])["iteration"]
     stop = result.cfg.stop_iters
@@ -476,9 +476,15 @@ class Deadline:
         self.end = None if cfg.time_budget is None else start + cfg.time_budget
         self._last: float | None = None
         self._recent: deque[float] = deque(maxlen=5)
+        self.reached = False
+        """Whether training stopped because a condition said so (not by an interrupt)."""
 
     def done(self, result: dict[str, Any]) -> bool:
         """Call once per finished iteration: should training stop now?"""
+        self.reached = self._done(result)
+        return self.reached
+
+    def _done(self, result: dict[str, Any]) -> bool:
         now = time.monotonic()
         # Iteration lengths are measured from the first result on: the time before
         # it is mostly Ray's and Tune's start-up, which does not come again.
@@ -518,7 +524,7 @@ def train(
     deadline = Deadline(cfg, start)
     log = _log_to_file(p.out / LOG_FILE)
     try:
-        with _stderr_to(p.out / LOG_FILE):
+        with _stderr_to(p.out / LOG_FILE), _reaped(local=cfg.address is None):
             _start_ray_checking_env(p, new_folder)
             if not cfg.resume:
                 RunRecord(p.task.name, p.task_ref, p.env_config, __version__).write(p.out)
@@ -564,6 +570,21 @@ def _start_ray_checking_env(p: Plan, new_folder: bool) -> None:
 def _import_rllib() -> None:
     import hmarl.algorithm
     import hmarl.task_env  # noqa: F401
+
+
+@contextlib.contextmanager
+def _reaped(local: bool) -> Iterator[None]:
+    """A local Ray's processes end with this one, even on kill -9 (see hmarl.reaper)."""
+    if not local:
+        yield
+        return
+    from hmarl import reaper
+
+    watching = reaper.start()
+    try:
+        yield
+    finally:
+        reaper.stop(watching)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,10 @@ def train_with_tune(config: Any, p: Plan, deadline: Deadline, on_result: Callabl
     )
     tuner = tune.Tuner(HierarchicalPPO, param_space=config, run_config=run_config)
     result = tuner.fit()[0]
+    if not result.error and not deadline.reached:
+        # Tune answers Ctrl-C by stopping the trial and returning as if it had
+        # finished; the command must say it was interrupted (and exit 130).
+        raise KeyboardInterrupt
     if result.error:
         stopped = find_error(result.error, TrainingStopped)
         if stopped is not None:
