@@ -44,6 +44,7 @@ HINTS: dict[str, st.SearchStrategy[Any]] = {
     # Long enough steps and wide enough arrivals that robots do arrive in short episodes.
     "move_amount": st.floats(0.01, 0.5),
     "closeness_threshold": st.floats(0.01, 0.5),
+    "team_reward": st.floats(0.0, 1.0),
 }
 """Ranges of settings by field name; other fields are drawn near their defaults."""
 SMALL = 8

@@ -40,6 +40,7 @@ CATCHING = {"num_robots": 3, "num_chickens": 4, "episode_steps": 25, "closeness_
         # Every move catches: new chickens outrun the draws ahead, and yards draw again.
         ({**CATCHING, "num_robots": 20, "episode_steps": 30, "closeness_threshold": 1.414}, 20),
         ({"episode_steps": 1}, 20),
+        ({**CATCHING, "team_reward": 0.5}, 50),
     ],
     ids=[
         "catching",
@@ -49,6 +50,7 @@ CATCHING = {"num_robots": 3, "num_chickens": 4, "episode_steps": 25, "closeness_
         "replan-every-move",
         "catch-every-move",
         "one-step",
+        "team-reward",
     ],
 )
 def test_batched_equals_env(values: dict, episodes: int) -> None:

@@ -79,6 +79,8 @@ def test_defaults_and_the_yard_they_run_on() -> None:
         ("arrival_reward", float("nan")),
         ("personality_low", 1.0),
         ("personality_low", "low"),
+        ("team_reward", 1.5),
+        ("team_reward", -0.1),
     ],
 )
 def test_bad_values_are_refused_by_name(field: str, value: object) -> None:
@@ -226,6 +228,27 @@ def test_a_robot_whose_chicken_is_caught_is_interrupted() -> None:
     }
     assert sorted(obs) == ["robot_1_high", "robot_2_high", "robot_3_low"]
     assert list(env.round_up.catches) == [0, 1, 0]
+
+
+@pytest.mark.parametrize("share", [1.0, 0.25])
+def test_a_team_reward_pays_every_robot_its_part_of_a_catch(share: float) -> None:
+    env = make_env(num_robots=3, num_chickens=3, team_reward=share)
+    decide(env, 0, 0, 1)
+    obs, rewards, *_ = env.step(
+        {
+            "robot_1_low": far_from(env, 0, 0),
+            "robot_2_low": one_move_from(env, 1, 0),
+            "robot_3_low": far_from(env, 2, 1),
+        }
+    )
+    caught = env.round_up.caught_compatibility[1]
+    team = caught / 3
+    assert rewards["robot_2_high"] == pytest.approx((1 - share) * caught + share * team)
+    assert rewards["robot_1_high"] == pytest.approx(share * team)  # interrupted
+    assert rewards["robot_3_high"] == pytest.approx(share * team)  # still on its way
+    assert "robot_3_high" not in obs
+    # The score stays each robot's own catches.
+    assert list(env.round_up.caught_compatibility) == pytest.approx([0.0, caught, 0.0])
 
 
 def test_of_two_robots_reaching_one_chicken_the_first_catches_it() -> None:

@@ -117,14 +117,30 @@ def test_rendering_gives_frames() -> None:
 
 
 def test_conformance_check_catches_a_wrong_agents_list() -> None:
-    class AllAgentsListed(ChickenYardEnv):
+    class NoAgentsListed(ChickenYardEnv):
         def reset(self, **kwargs: Any) -> Any:
             result = super().reset(**kwargs)
-            self.agents = list(self.possible_agents)
+            self.agents = []
             return result
 
     with pytest.raises(AssertionError, match=r"episode 0, step 0: env\.agents"):
-        check_env(AllAgentsListed(), episodes=1)
+        check_env(NoAgentsListed(), episodes=1)
+
+    class EndedAgentsListed(ChickenYardEnv):
+        """Robot 1 stands on its chicken once it chose, then stays listed after it arrives."""
+
+        def step(self, actions: Any) -> Any:
+            result = super().step(actions)
+            target = self.yard.targets[0]
+            if self.yard.steps == 1 and target is not None:
+                self.yard.positions[0] = self.yard.layout.chicken_positions[target]
+            self.agents = sorted({*self.agents, "robot_1_high", "robot_1_low"})
+            return result
+
+    with pytest.raises(
+        AssertionError, match=r"no agent that ended before \['robot_1_high', 'robot_1_low'\]"
+    ):
+        check_env(EndedAgentsListed({"num_robots": 2}), episodes=3)
 
 
 def test_rllib_env_checker_passes() -> None:

@@ -16,9 +16,9 @@ only show later in an episode.
 - the observations' keys are exactly the agents due to act next (``env.due_agents``
   where the env has it), plus the final observations of agents ending on this step;
   every id is one of ``possible_agents``; an agent that ends is given its final
-  observation; ``env.agents`` lists the agents due to act next (PettingZoo's
-  convention), or those and the agents ending on this step (what RLlib's env
-  checker asks);
+  observation; ``env.agents`` lists every agent due to act next and no agent that
+  ended before this step (RLlib's "agents in the episode": all that are alive, the
+  ones ending now may stay listed; or, PettingZoo's way, just those due to act);
 - every observation is inside its space, and that space is the same object every call;
 - no agent observes (so acts) again once it was terminated or truncated;
 - rewards, terminateds, truncateds and infos name only possible agents; an agent
@@ -202,9 +202,10 @@ def check_env(
         for agent in t.ending:
             assert agent not in ended, f"{t.where}: {agent} ended a second time"
             assert agent in t.obs, f"{t.where}: {agent} ended without a final observation"
-        assert set(env.agents) in (set(t.obs), t.due), (
-            f"{t.where}: env.agents {sorted(env.agents)} are neither the agents due to act "
-            f"next {sorted(t.due)} nor those and the agents just ended {sorted(t.ending)}"
+        listed = set(env.agents)
+        assert t.due <= listed <= possible - ended, (
+            f"{t.where}: env.agents {sorted(listed)} must list every agent due to act "
+            f"{sorted(t.due)} and no agent that ended before {sorted(ended & listed)}"
         )
         due = getattr(env, "due_agents", None)
         assert due is None or set(due) == t.due, (

@@ -257,7 +257,7 @@ class BatchedRoundUp:
         low_rewards = np.where(caught, cfg.arrival_reward, cfg.step_reward) * moving
         catches = np.where(self.catches > 0, self.catches, np.nan)
         return RoundUpStep(
-            rewards={"high": high_rewards, "low": low_rewards},
+            rewards={"high": cfg.high_rewards(high_rewards), "low": low_rewards},
             truncated={
                 "high": np.broadcast_to(ending[:, None], caught.shape).copy(),
                 "low": ending[:, None] & self.low_seen,

@@ -87,7 +87,9 @@ class RoundUpEnv(MultiAgentEnv):
     =====  ======================================================================
     high   the compatibility of the chicken its robot catches, on the catch; 0.0
            when its option is interrupted or re-planned, and when it decides on a
-           step that interrupts it at once; nothing otherwise
+           step that interrupts it at once; nothing otherwise. With ``team_reward``
+           w > 0, on a step with catches every high agent gets (1 - w) x its own
+           catch + w x the mean catch over the robots (those inside an option too)
     low    step_reward for each move that does not catch; arrival_reward for a
            move that catches
     =====  ======================================================================
@@ -258,10 +260,16 @@ class RoundUpEnv(MultiAgentEnv):
         for robot in out.moved:
             caught = robot in out.caught
             rewards[self._low[robot]] = cfg.arrival_reward if caught else cfg.step_reward
+        own = np.zeros(cfg.num_robots)
         for robot, compat in out.caught.items():
-            rewards[self._high[robot]] = compat
-        for robot in (*out.interrupted, *out.replanned):
-            rewards[self._high[robot]] = 0.0
+            own[robot] = compat
+        paid = cfg.high_rewards(own)
+        ended = {*out.caught, *out.interrupted, *out.replanned}
+        for robot in range(cfg.num_robots):
+            # Every option that ends gets its reward; with a team share, every robot
+            # gets its part of a catch, deciding or not (RLlib adds it to its next step).
+            if robot in ended or paid[robot]:
+                rewards[self._high[robot]] = float(paid[robot])
 
         if out.over:
             obs, rewards, truncateds, infos = self._end(rewards)

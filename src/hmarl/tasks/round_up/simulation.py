@@ -55,13 +55,27 @@ class RoundUpConfig(EnvConfig):
     """Personality entries are uniform in [this, 1) before normalising; at -1 a catch can cost."""
     replan_every: int = 0
     """Decide again after this many moves towards one chicken without a catch (0: off)."""
+    team_reward: float = 0.0
+    """Share of a high level's reward that is the team's: on a catch, each robot's high
+    level gets (1 - this) x its own catch + this x the robots' mean catch (0: own only)."""
 
     def __post_init__(self) -> None:
         check_integers(self, ("num_robots", "num_chickens", "num_ocean_features", "episode_steps"))
         check_integers(self, ("replan_every",), minimum=0)
-        rewards = ("step_reward", "arrival_reward")
+        rewards = ("step_reward", "arrival_reward", "team_reward")
         check_numbers(self, ("move_amount", "closeness_threshold", *rewards, "personality_low"))
         check_yard_rules(self)
+        if not 0 <= self.team_reward <= 1:
+            raise ValueError(
+                f"RoundUpConfig.team_reward must be in [0, 1] (a share), got {self.team_reward}"
+            )
+
+    def high_rewards(self, own: np.ndarray) -> np.ndarray:
+        """High-level rewards (..., R) of one step from each robot's own catch (..., R)."""
+        if not self.team_reward:
+            return own
+        team = own.mean(axis=-1, keepdims=True)
+        return (1.0 - self.team_reward) * own + self.team_reward * team
 
     @functools.cached_property
     def yard(self) -> YardConfig:
