@@ -20,7 +20,9 @@ SIZES = [(3, 10), (1, 1), (2, 3), (8, 20)]
 
 
 def make_env(**overrides: Any) -> RoundUpEnv:
-    return RoundUpEnv(RoundUpConfig(**overrides))
+    """Robots paid for their own catches only, so each reward shows whose catch it was
+    (the team's share, on by default, has a test of its own)."""
+    return RoundUpEnv(RoundUpConfig(**{"team_reward": 0.0, **overrides}))
 
 
 def decide(env: RoundUpEnv, *chickens: int, seed: int | None = 0) -> dict[str, Any]:

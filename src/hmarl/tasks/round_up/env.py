@@ -85,11 +85,12 @@ class RoundUpEnv(MultiAgentEnv):
     =====  ======================================================================
     level  reward
     =====  ======================================================================
-    high   the compatibility of the chicken its robot catches, on the catch; 0.0
-           when its option is interrupted or re-planned, and when it decides on a
-           step that interrupts it at once; nothing otherwise. With ``team_reward``
-           w > 0, on a step with catches every high agent gets (1 - w) x its own
-           catch + w x the mean catch over the robots (those inside an option too)
+    high   the team's catch: on a step with catches, every high agent gets the
+           mean compatibility caught over the robots (those inside an option too);
+           0.0 when its option is interrupted or re-planned, and when it decides on
+           a step that interrupts it at once; nothing otherwise. ``team_reward`` w
+           sets the team's share: (1 - w) x its own catch + w x the mean catch;
+           w = 0 pays each robot its own catches only (a selfish high level)
     low    step_reward for each move that does not catch; arrival_reward for a
            move that catches
     =====  ======================================================================

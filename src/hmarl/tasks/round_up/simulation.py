@@ -55,9 +55,10 @@ class RoundUpConfig(EnvConfig):
     """Personality entries are uniform in [this, 1) before normalising; at -1 a catch can cost."""
     replan_every: int = 0
     """Decide again after this many moves towards one chicken without a catch (0: off)."""
-    team_reward: float = 0.0
-    """Share of a high level's reward that is the team's: on a catch, each robot's high
-    level gets (1 - this) x its own catch + this x the robots' mean catch (0: own only)."""
+    # The score is the team's: paid only for its own catches, a high level grabs what
+    # suits it, claimed or not (0.86 of the best rule in 600 s, against 0.97 paid the team's).
+    team_reward: float = 1.0
+    """Team share of a high level's reward: (1 - this) x own catch + this x mean catch."""
 
     def __post_init__(self) -> None:
         check_integers(self, ("num_robots", "num_chickens", "num_ocean_features", "episode_steps"))
