@@ -185,3 +185,18 @@ def test_trained_checkpoint(trained_checkpoint: Path) -> None:
         assert sum(layer.parameters for layer in summary.layers) == summary.total_parameters
     assert summaries["high_level_policy"].action_space == "Discrete(10)"
     assert summaries["low_level_policy"].module_class.endswith("GoalReachingModule")
+
+
+def test_rllibs_own_loader_reads_a_trained_checkpoint(trained_checkpoint: Path) -> None:
+    """A checkpoint stays RLlib's: ``RLModule.from_checkpoint`` gives the same modules."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from hmarl.checkpoints import MODULES_DIR, load_modules
+
+    ours = load_modules(trained_checkpoint)
+    theirs = RLModule.from_checkpoint(str(trained_checkpoint / MODULES_DIR))
+    assert set(theirs.keys()) == set(ours)
+    for policy, module in ours.items():
+        assert type(theirs[policy]) is type(module)
+        for name, tensor in module.state_dict().items():
+            assert torch.equal(theirs[policy].state_dict()[name], tensor), (policy, name)
