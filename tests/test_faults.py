@@ -17,13 +17,13 @@ num_envs_per_env_runner = 2
 checkpoint_every = 2
 
 [env]
-fail_at = {fail_at}
+{fault}
 """
 
 
 def failing_config(tmp_path: Path, fail_at: int) -> Path:
     path = tmp_path / "failing.toml"
-    path.write_text(FAILING.format(fail_at=fail_at))
+    path.write_text(FAILING.format(fault=f"fail_at = {fail_at}"))
     return path
 
 
@@ -88,3 +88,39 @@ def test_remote_runners_recover_and_the_failures_are_counted(tmp_path: Path, hma
     assert last["hmarl"]["env_runner_failures"] >= 1
     assert last["fault_tolerance"]["num_remote_worker_restarts"] >= 1  # RLlib restored them
     assert done.stderr.strip() == ""
+
+
+def test_a_runner_process_that_dies_is_restarted_and_training_goes_on(
+    tmp_path: Path, hmarl
+) -> None:
+    """One runner's process exits (``os._exit``) in iteration 3; RLlib restarts it."""
+    config = tmp_path / "dying.toml"
+    flag = tmp_path / "died"
+    config.write_text(FAILING.format(fault=f'die_at = 50\ndie_flag = "{flag}"'))
+    out = tmp_path / "run"
+    done = hmarl(
+        "train",
+        "--task",
+        "tiny_task:TASK",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--num-env-runners",
+        "2",
+        "--stop-iters",
+        "10",
+        "--no-evaluate",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert flag.exists()  # a runner did die
+    assert "Traceback" not in done.stdout + done.stderr
+    failed = [line for line in done.stdout.splitlines() if line.startswith("env runner failed")]
+    assert failed, done.stdout[-3000:]
+    (log,) = out.rglob("result.json")
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["training_iteration"] == 10
+    assert last["hmarl"]["env_runner_failures"] >= 1
+    assert last["fault_tolerance"]["num_remote_worker_restarts"] >= 1
+    assert last["fault_tolerance"]["num_healthy_workers"] == 2  # both sampling again
+    assert last["env_runners"]["num_env_steps_sampled"] > 0

@@ -7,11 +7,15 @@ ends at the arrival (terminated) or after ``limit`` steps (truncated).
 
 Declared with the three required fields only, as a user would start. ``env_config``
 keys: ``limit`` (steps), ``fail_at`` (``step`` or ``reset`` raise on that call
-number, for fault tests) and ``render`` ("no" hides the renderer).
+number, for fault tests), ``die_at`` and ``die_flag`` (the process exits on that call,
+once: the first env to get there writes the flag file and dies, as a runner process
+may) and ``render`` ("no" hides the renderer).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -31,6 +35,8 @@ class CorridorEnv(MultiAgentEnv):
         config = dict(config or {})
         self.limit = int(config.get("limit", 20))
         self.fail_at = config.get("fail_at")
+        self.die_at = config.get("die_at")
+        self.die_flag = config.get("die_flag")
         if config.get("render") == "no":
             self.metadata = {"render_modes": []}
         self.render_mode = None
@@ -50,6 +56,11 @@ class CorridorEnv(MultiAgentEnv):
         self.calls += 1
         if self.fail_at is not None and self.calls == int(self.fail_at):
             raise RuntimeError(f"the corridor broke on call {self.calls}")
+        if self.die_at is not None and self.calls == int(self.die_at):
+            flag = Path(self.die_flag)
+            if not flag.exists():
+                flag.touch()
+                os._exit(3)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple:
         super().reset(seed=seed)
