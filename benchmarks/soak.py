@@ -32,8 +32,9 @@ def tree(root: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def sample(root: psutil.Process) -> tuple[float, int, int]:
-    """Resident MiB, open file descriptors and process count of the tree."""
+def sample(root: psutil.Process) -> tuple[float, float, int, int]:
+    """Resident MiB of the tree and of the command alone, open file descriptors and
+    process count of the tree."""
     rss = fds = count = 0
     for process in tree(root):
         try:
@@ -42,7 +43,11 @@ def sample(root: psutil.Process) -> tuple[float, int, int]:
             count += 1
         except psutil.Error:
             continue
-    return rss / 2**20, fds, count
+    try:
+        own = root.memory_info().rss
+    except psutil.Error:
+        own = 0
+    return rss / 2**20, own / 2**20, fds, count
 
 
 def main() -> None:
@@ -69,31 +74,37 @@ def main() -> None:
         started = time.monotonic()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         root = psutil.Process(process.pid)
-        samples: list[tuple[float, float, int]] = []
+        samples: list[tuple[float, float, float, int, int]] = []
         while process.poll() is None:
             time.sleep(min(args.every, 5.0) if not samples else args.every)
             if process.poll() is not None:
                 break
             minute = (time.monotonic() - started) / 60
-            rss, fds, count = sample(root)
-            samples.append((minute, rss, fds))
+            rss, own, fds, count = sample(root)
+            samples.append((minute, rss, own, fds, count))
             print(
-                f"{minute:6.1f} min  {rss:8.0f} MiB resident  {fds:5d} open files  "
-                f"{count:3d} processes",
+                f"{minute:6.1f} min  {rss:8.0f} MiB resident ({own:6.0f} the command)  "
+                f"{fds:5d} open files  {count:3d} processes",
                 flush=True,
             )
         if process.returncode != 0:
             sys.exit(f"hmarl train failed with exit code {process.returncode}")
-    settled = [s for s in samples if s[0] >= args.settle]
+    # Judge only samples of the whole tree: one taken while Ray shuts down at the end
+    # sees fewer processes, and less memory, which is no evidence of anything.
+    whole = max(s[4] for s in samples)
+    settled = [s for s in samples if s[0] >= args.settle and s[4] == whole]
     if len(settled) < 2:
         sys.exit(f"too short to judge: run longer than {args.settle} minutes")
-    (_, rss0, fds0), (_, rss1, fds1) = settled[0], settled[-1]
-    growth = (rss1 - rss0) / rss0
+    first, last = settled[0], settled[-1]
+    growth = (last[1] - first[1]) / first[1]
+    own_growth = (last[2] - first[2]) / first[2]
+    flat = growth < GROWTH_LIMIT and last[3] <= first[3] * (1 + GROWTH_LIMIT)
     print(
         f"\n{args.task}, {args.minutes:.0f} min: peak {max(s[1] for s in samples):,.0f} MiB "
-        f"resident; from minute {settled[0][0]:.0f} to {settled[-1][0]:.0f}: memory "
-        f"{growth:+.1%} ({rss0:,.0f} -> {rss1:,.0f} MiB), open files {fds0} -> {fds1}: "
-        + ("flat" if growth < GROWTH_LIMIT and fds1 <= fds0 * (1 + GROWTH_LIMIT) else "GROWING")
+        f"resident; from minute {first[0]:.0f} to {last[0]:.0f}: memory {growth:+.1%} "
+        f"({first[1]:,.0f} -> {last[1]:,.0f} MiB; the command alone {own_growth:+.1%}, "
+        f"{first[2]:,.0f} -> {last[2]:,.0f}), open files {first[3]} -> {last[3]}: "
+        + ("flat" if flat else "GROWING")
     )
 
 
