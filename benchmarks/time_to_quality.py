@@ -72,6 +72,8 @@ def hmarl_seed(variant: str, seed: int, budget: float, out: Path) -> dict:
             str(seed),
             "--checkpoint-every",
             "2",
+            "--keep-checkpoints",
+            "0",  # every one: each is scored afterwards
             "--no-evaluate",
             "--out",
             str(out),

@@ -58,6 +58,7 @@ def weights(algo: HierarchicalPPO, module_id: str, prefix: str = "") -> np.ndarr
         ("hidden_sizes", [], "hidden_sizes must be a non-empty list"),
         ("modules", "custom", "modules: expected one of"),
         ("seed", 2_000_000_000, "seed must be in"),
+        ("keep_checkpoints", -1, "keep_checkpoints must not be negative"),
     ],
 )
 def test_train_config_refuses_bad_values(field: str, value: object, message: str) -> None:
@@ -362,14 +363,15 @@ def test_resume_continues_the_iteration_count(mode, tmp_path: Path, tiny_config:
     again = hmarl(*common, "--stop-iters", "1")
     assert again.returncode == 2 and "--resume" in again.stderr
 
-    second = hmarl(*common, "--resume", "--stop-iters", "2")
+    second = hmarl(*common, "--resume", "--stop-iters", "4", "--keep-checkpoints", "2")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming" in second.stdout and "(iteration 1)" in second.stdout
     assert second.stdout.strip().splitlines()[-1].startswith("checkpoint: ")
     # Through Tune, the resumed leg is a second trial folder with its own log.
     logs = sorted(out.rglob("result.json"), key=lambda p: p.stat().st_mtime)
-    assert [i for log in logs for i in _iterations(log)] == [1, 2]
-    assert read_marker(find_checkpoints(out)[-1])["iteration"] == 2
+    assert [i for log in logs for i in _iterations(log)] == [1, 2, 3, 4]
+    # The leg kept its newest two checkpoints; the first leg's is not its to delete.
+    assert [read_marker(c)["iteration"] for c in find_checkpoints(out)] == [1, 3, 4]
 
 
 @pytest.mark.parametrize(

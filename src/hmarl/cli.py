@@ -324,6 +324,7 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         "resume": args.resume or None,
         "use_tune": False if args.no_tune else None,
         "checkpoint_every": args.checkpoint_every,
+        "keep_checkpoints": args.keep_checkpoints,
         "modules": args.modules,
         "schedule_timeout": args.schedule_timeout,
         "discounting": args.discounting,
@@ -482,6 +483,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--no-tune", action="store_true", help="run the algorithm directly")
     p.add_argument(
         "--checkpoint-every", type=positive_int, help="iterations between checkpoints (5)"
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        metavar="N",
+        help="keep the newest N checkpoints of the run, 0 every one (10)",
     )
     p.add_argument("--config", type=Path, help="TOML file of training settings ([env] table too)")
     p.add_argument("--no-evaluate", action="store_true", help="skip the closing evaluation")

@@ -62,6 +62,9 @@ class TrainConfig:
     """Wall-clock seconds for the whole command; training stops in time to checkpoint."""
     checkpoint_every: int = 5
     """Iterations between checkpoints (and one at the end)."""
+    keep_checkpoints: int = 10
+    """How many of the checkpoints it writes a run keeps, the newest (0: every one).
+    Tune holds each kept checkpoint's results in memory: keeping all grows a long run."""
     seed: int = 0
     """Seed for RLlib (module weights, env runners' env seeds), below 1,000,000."""
     use_tune: bool = True
@@ -114,12 +117,8 @@ class TrainConfig:
         for name in ("stop_iters", "stop_timesteps", "schedule_timeout", "num_envs_per_env_runner"):
             value = getattr(self, name)
             _require(value is None or value >= 1, name, "must be at least 1", value)
-        _require(
-            self.num_env_runners >= 0,
-            "num_env_runners",
-            "must not be negative",
-            self.num_env_runners,
-        )
+        for name in ("num_env_runners", "keep_checkpoints"):
+            _require(getattr(self, name) >= 0, name, "must not be negative", getattr(self, name))
         _require(0 <= self.seed < 1_000_000, "seed", "must be in [0, 1000000)", self.seed)
         _require(
             self.time_budget is None or self.time_budget > 0,
@@ -666,6 +665,7 @@ def _train_directly(config: Any, p: Plan, deadline: Deadline, on_result: Callabl
     log = RunLog(p.out)
     try:
         last_saved = None
+        saved: list[Path] = []
         while True:
             result = algo.train()
             iteration = result["training_iteration"]
@@ -677,6 +677,9 @@ def _train_directly(config: Any, p: Plan, deadline: Deadline, on_result: Callabl
                 last_saved = save_atomically(
                     lambda tmp: algo.save_checkpoint(str(tmp.resolve())), final
                 )
+                saved.append(last_saved)
+                while p.cfg.keep_checkpoints and len(saved) > p.cfg.keep_checkpoints:
+                    shutil.rmtree(saved.pop(0), ignore_errors=True)
             if stop:
                 return last_saved
     finally:

@@ -30,7 +30,9 @@ def train_with_tune(config: Any, p: Plan, deadline: Deadline, on_result: Callabl
         callbacks=[ReportProgress()],
         verbose=0,
         checkpoint_config=tune.CheckpointConfig(
-            checkpoint_frequency=p.cfg.checkpoint_every, checkpoint_at_end=True
+            checkpoint_frequency=p.cfg.checkpoint_every,
+            checkpoint_at_end=True,
+            num_to_keep=p.cfg.keep_checkpoints or None,
         ),
     )
     tuner = tune.Tuner(HierarchicalPPO, param_space=config, run_config=run_config)
