@@ -32,6 +32,8 @@ def train_with_tune(config: Any, p: Plan, deadline: Deadline, on_result: Callabl
         checkpoint_config=tune.CheckpointConfig(
             checkpoint_frequency=p.cfg.checkpoint_every,
             checkpoint_at_end=True,
+            # Ray 2.60's _CheckpointManager (train/_internal/checkpoint_manager.py)
+            # keeps every kept checkpoint's whole result in the driver's memory.
             num_to_keep=p.cfg.keep_checkpoints or None,
         ),
     )
