@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -663,6 +664,17 @@ def _train_directly(config: Any, p: Plan, deadline: Deadline, on_result: Callabl
 
     algo = HierarchicalPPO(config=config)
     log = RunLog(p.out)
+    # Python raises KeyboardInterrupt wherever the main thread is when Ctrl-C comes,
+    # and one raised inside a finalizer (torch's, Ray's ObjectRefs') is printed and
+    # dropped. So Ctrl-C is also noted, and honoured at the end of the iteration.
+    interrupted = threading.Event()
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()  # where signals go
+    previous = signal.signal(signal.SIGINT, on_interrupt) if main else None
     try:
         last_saved = None
         saved: list[Path] = []
@@ -680,8 +692,12 @@ def _train_directly(config: Any, p: Plan, deadline: Deadline, on_result: Callabl
                 saved.append(last_saved)
                 while p.cfg.keep_checkpoints and len(saved) > p.cfg.keep_checkpoints:
                     shutil.rmtree(saved.pop(0), ignore_errors=True)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
             if stop:
                 return last_saved
     finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
         log.close()
         algo.stop()
