@@ -27,22 +27,18 @@ def failing_config(tmp_path: Path, fail_at: int) -> Path:
     return path
 
 
+def train_corridor(config: Path, out: Path, *flags: str) -> list[str]:
+    """The arguments of `hmarl train` on the tiny task with a fault config."""
+    task = ["--task", "tiny_task:TASK", "--config", str(config)]
+    return ["train", *task, "--out", str(out), "--no-evaluate", *flags]
+
+
 def test_without_remote_runners_the_run_stops_after_saving_its_last_good_state(
     tmp_path: Path, hmarl
 ) -> None:
     out = tmp_path / "run"
     config = failing_config(tmp_path, 150)
-    common = [
-        "train",
-        "--task",
-        "tiny_task:TASK",
-        "--config",
-        str(config),
-        "--out",
-        str(out),
-        "--no-tune",
-        "--no-evaluate",
-    ]
+    common = train_corridor(config, out, "--no-tune")
     done = hmarl(*common, "--stop-iters", "30")
     assert done.returncode == 1, done.stderr[-2000:]
     lines = done.stderr.strip().splitlines()
@@ -63,20 +59,8 @@ def test_remote_runners_recover_and_the_failures_are_counted(tmp_path: Path, hma
     """Each runner's envs count their own calls (10 an iteration here): they fail around
     iterations 5 and 10, and the runners go on."""
     out = tmp_path / "run"
-    done = hmarl(
-        "train",
-        "--task",
-        "tiny_task:TASK",
-        "--config",
-        str(failing_config(tmp_path, 50)),
-        "--out",
-        str(out),
-        "--num-env-runners",
-        "2",
-        "--stop-iters",
-        "12",
-        "--no-evaluate",
-    )
+    config = failing_config(tmp_path, 50)
+    done = hmarl(*train_corridor(config, out, "--num-env-runners", "2", "--stop-iters", "12"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stdout + done.stderr
     failed = [line for line in done.stdout.splitlines() if line.startswith("env runner failed")]
@@ -98,20 +82,7 @@ def test_a_runner_process_that_dies_is_restarted_and_training_goes_on(
     flag = tmp_path / "died"
     config.write_text(FAILING.format(fault=f'die_at = 50\ndie_flag = "{flag}"'))
     out = tmp_path / "run"
-    done = hmarl(
-        "train",
-        "--task",
-        "tiny_task:TASK",
-        "--config",
-        str(config),
-        "--out",
-        str(out),
-        "--num-env-runners",
-        "2",
-        "--stop-iters",
-        "10",
-        "--no-evaluate",
-    )
+    done = hmarl(*train_corridor(config, out, "--num-env-runners", "2", "--stop-iters", "10"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert flag.exists()  # a runner did die
     assert "Traceback" not in done.stdout + done.stderr
