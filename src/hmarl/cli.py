@@ -155,12 +155,14 @@ def task_help(spec: str, command: str) -> str:
 
 def _task_in(argv: Sequence[str]) -> str:
     """The --task value on a command line, for help text before parsing."""
+    from hmarl.registry import DEFAULT_TASK
+
     for i, arg in enumerate(argv):
         if arg == "--task" and i + 1 < len(argv):
             return argv[i + 1]
         if arg.startswith("--task="):
             return arg.split("=", 1)[1]
-    return "chicken_yard"
+    return DEFAULT_TASK
 
 
 # -- the commands ---------------------------------------------------------------------
@@ -192,9 +194,10 @@ def cmd_new_task(args: argparse.Namespace, flags: list[str]) -> None:
 
 def cmd_random(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.evaluation import baseline_policies, episode_seeds, play_episode
+    from hmarl.registry import DEFAULT_TASK
     from hmarl.report import print_episode, print_results_table
 
-    task = load_task(args.task or "chicken_yard")
+    task = load_task(args.task or DEFAULT_TASK)
     env_config = task_settings(task, flags, task.env_config_dict(), "random")
     seeds = episode_seeds(args.seed, args.episodes)
     policies = baseline_policies(task, env_config, seeds[0])
@@ -308,6 +311,7 @@ def cmd_plot(args: argparse.Namespace, flags: list[str]) -> None:
 
 def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.faults import TrainingStopped
+    from hmarl.registry import DEFAULT_TASK
     from hmarl.report import TrainingProgress, console
     from hmarl.training import TrainConfig, plan, train
 
@@ -334,7 +338,7 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
     try:
         cfg = TrainConfig.from_toml(args.config, **given) if args.config else TrainConfig(**given)
         if flags:
-            task = load_task(cfg.task or _resumed_task(cfg) or "chicken_yard")
+            task = load_task(cfg.task or _resumed_task(cfg) or DEFAULT_TASK)
             cfg.env = {
                 **cfg.env,
                 **task_settings(task, flags, task.env_config_dict(cfg.env), "train"),

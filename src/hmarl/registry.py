@@ -28,6 +28,8 @@ BUILT_IN = {
     "round_up": "hmarl.tasks.round_up:TASK",
 }
 """Built-in task names and where their declarations live."""
+DEFAULT_TASK = "chicken_yard"
+"""The task of a command that names none."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ RESULT_FILE = "result.json"
 """One JSON line per iteration, Tune's format, in every run folder (Tune or not)."""
 LOG_FILE = "train.log"
 """Ray's and RLlib's own messages during a run, kept off the terminal."""
-DEFAULT_TASK = "chicken_yard"
 BATCHED_ENVS, STOCK_ENVS = 256, 16
 """Default envs per env runner: the batched sampler steps arrays, RLlib's steps objects."""
 MIN_FREE_BYTES = 50 * 2**20
@@ -174,7 +173,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            hint = " (the task's env settings go in an [env] table)" if "yard" in unknown else ""
+            tables = [k for k in unknown if isinstance(values[k], dict)]
+            hint = " (the task's env settings go in an [env] table)" if tables else ""
             raise ValueError(
                 f"config file {path}: unknown setting(s) {', '.join(unknown)}{hint}; "
                 f"known: {', '.join(sorted(known))}"
@@ -219,7 +219,7 @@ def plan(cfg: TrainConfig, check_env: bool = True) -> Plan:
     ``check_env=False`` leaves the env's conformance check (which imports RLlib,
     seconds) to :func:`train`, which runs it while Ray starts.
     """
-    from hmarl.registry import load_task
+    from hmarl.registry import DEFAULT_TASK, load_task
 
     run = find_run(cfg.out) if cfg.resume and cfg.out is not None else None
     if cfg.resume:
