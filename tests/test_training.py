@@ -436,3 +436,37 @@ def test_train_on_a_two_node_cluster(tmp_path: Path, tiny_config: Path, hmarl) -
         assert done.stdout.strip().splitlines()[-1].startswith("checkpoint: ")
     finally:
         cluster.shutdown()
+
+
+def test_tune_lets_go_of_each_trial_result_once_handled(local_ray) -> None:
+    """Ray 2.60's actor manager keeps every task's future (and so its result) for the
+    trial's whole life; with hmarl's fix it keeps only those still pending, and every
+    result still reaches its callback."""
+    import ray
+    from ray.air.execution import FixedResourceManager, ResourceRequest
+    from ray.air.execution._internal import RayActorManager
+
+    from hmarl.tuning import forget_resolved_task_futures
+
+    @ray.remote
+    class Trial:
+        def train(self, i: int) -> dict:
+            return {"iteration": i}
+
+    forget_resolved_task_futures()
+    manager = RayActorManager(resource_manager=FixedResourceManager())
+    trial = manager.add_actor(Trial, kwargs={}, resource_request=ResourceRequest([{"CPU": 1}]))
+    while not manager.is_actor_started(trial):
+        manager.next(timeout=10)
+    seen: list[int] = []
+    for i in range(5):
+        manager.schedule_actor_task(
+            trial, "train", args=(i,), on_result=lambda _, r: seen.append(r["iteration"])
+        )
+    assert len(manager._tracked_actors_to_task_futures[trial]) == 5  # all pending
+    while manager.num_actor_tasks:
+        manager.next(timeout=10)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    assert not manager._tracked_actors_to_task_futures[trial]
+    manager.remove_actor(trial)
+    manager.cleanup()
