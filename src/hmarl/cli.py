@@ -424,10 +424,12 @@ def cmd_evaluate(args: argparse.Namespace, flags: list[str]) -> None:
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    from hmarl.registry import DEFAULT_TASK
+
     parser = OneLineParser(
         prog="hmarl",
         description="Hierarchical multi-agent RL on Ray RLlib: train, evaluate, watch, inspect "
-        "and plot any task (the chicken yard by default).",
+        f"and plot any task ({DEFAULT_TASK} by default).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wants_help = any(a in ("-h", "--help") for a in argv)
@@ -490,7 +492,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--keep-checkpoints",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="keep the newest N checkpoints of the run, 0 every one (10)",
     )
@@ -566,10 +568,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def _add_task_option(parser: argparse.ArgumentParser) -> None:
+    from hmarl.registry import DEFAULT_TASK
+
     parser.add_argument(
         "--task",
         help="a task name (see `hmarl tasks`) or module:attribute "
-        "(default chicken_yard); its settings are flags too, see below",
+        f"(default {DEFAULT_TASK}); its settings are flags too, see below",
     )
 
 
