@@ -26,7 +26,8 @@ HIGH, LOW = "high_level_policy", "low_level_policy"
 
 
 def crafted() -> dict[str, np.ndarray]:
-    """A robot at the centre; chicken 0 near and dull, 1 far and ideal, 2 between, 3 claimed.
+    """A robot at the centre; chicken 0 near and dull, 1 far and ideal, 2 between, 3 claimed
+    by the one other robot, who stands by it and is the one chicken 0 suits.
 
     Personalities are unit vectors along two axes, so compatibilities are easy to read.
     """
@@ -38,6 +39,9 @@ def crafted() -> dict[str, np.ndarray]:
         "chicken_oceans": np.stack([0.1 * u + 0.995 * v, u, 0.8 * u + 0.6 * v, u]),
         "chicken_positions": np.array([[0.5, 0.57], [0.96, 0.05], [0.72, 0.5], [0.5, 0.52]]),
         "chicken_claimed": np.array([0.0, 0.0, 0.0, 1.0]),
+        "other_positions": np.array([[0.5, 0.55]]),
+        "other_oceans": v[None],
+        "other_targets": np.array([[0.0, 0.0, 0.0, 1.0]]),
     }
 
 
@@ -49,7 +53,13 @@ def test_travel_is_the_longer_axis_in_moves() -> None:
 
 @pytest.mark.parametrize(
     ("rule", "chicken"),
-    [("nearest", 0), ("most_compatible", 1), ("rate_greedy", 2), ("priced_greedy", 2)],
+    [
+        ("nearest", 0),
+        ("most_compatible", 1),
+        ("rate_greedy", 2),
+        ("priced_greedy", 2),
+        ("priced_sharing", 2),
+    ],
 )
 def test_each_rule_picks_and_skips_the_claimed_chicken(rule: str, chicken: int) -> None:
     # Chicken 3, the nearest and the most compatible, is claimed by another robot.
@@ -61,6 +71,26 @@ def test_a_price_trades_compatibility_for_travel() -> None:
     obs = crafted()
     assert pick(priced_greedy(0.0)(obs, CONFIG), obs["chicken_claimed"]) == 1
     assert pick(priced_greedy(1.0)(obs, CONFIG), obs["chicken_claimed"]) == 0
+
+
+def test_sharing_leaves_a_chicken_to_the_robot_it_suits_better() -> None:
+    obs = crafted()
+    # The other robot stands by chicken 2 now, deciding, and chicken 2 suits it perfectly.
+    obs["other_positions"] = np.array([[0.72, 0.47]])
+    obs["other_oceans"] = obs["chicken_oceans"][2][None]
+    obs["other_targets"] = np.zeros((1, 4))
+    obs["chicken_claimed"] = np.zeros(4)
+    rule = RULES["priced_sharing"]
+    # Priced alone, chicken 2 is best (0.8 - 7 moves' price); left to the other robot,
+    # the far ideal chicken 1 (1.0 - 15 moves' price) beats the near dull chicken 0.
+    assert pick(RULES["priced_greedy"](obs, CONFIG), obs["chicken_claimed"]) == 3
+    assert pick(rule(obs, CONFIG), obs["chicken_claimed"]) == 3
+    obs["chicken_positions"][3] = [0.05, 0.95]  # chicken 3 far away in the corner
+    assert pick(RULES["priced_greedy"](obs, CONFIG), obs["chicken_claimed"]) == 2
+    assert pick(rule(obs, CONFIG), obs["chicken_claimed"]) == 1
+    # With no one else, it is priced_greedy.
+    alone = {**obs, "other_oceans": np.zeros((0, 5)), "other_targets": np.zeros((0, 4))}
+    assert pick(rule(alone, CONFIG), obs["chicken_claimed"]) == 2
 
 
 def test_with_every_chicken_claimed_any_will_do() -> None:
@@ -105,10 +135,12 @@ def test_the_rules_rank_as_documented() -> None:
     assert caught["rate_greedy"] > caught["most_compatible"] + 0.3
     assert caught["priced_greedy"] > caught["rate_greedy"] + 1
     assert caught["priced_greedy"] == pytest.approx(14.0, abs=1.0)
+    assert caught["priced_sharing"] > caught["priced_greedy"] + 0.5
 
 
-def test_the_documented_price_is_the_best_on_training_seeds() -> None:
-    table = tune_price(seeds=range(30), prices=(0.02, PRICE, 0.08))
+@pytest.mark.parametrize("rule", ["priced_greedy", "priced_sharing"])
+def test_the_documented_price_is_the_best_on_training_seeds(rule: str) -> None:
+    table = tune_price(rule, seeds=range(30), prices=(0.02, PRICE, 0.08))
     assert max(table, key=table.get) == PRICE
     with pytest.raises(ValueError, match="training seeds"):
         tune_price(seeds=[EVAL_SEED_BASE], prices=(PRICE,))

@@ -105,7 +105,9 @@ def test_agents_and_spaces() -> None:
         "chicken_claimed": (7,),
         "chicken_oceans": (7, 4),
         "chicken_positions": (7, 2),
+        "other_oceans": (2, 4),
         "other_positions": (2, 2),
+        "other_targets": (2, 7),
         "robot_ocean": (4,),
         "robot_position": (2,),
         "time_left": (1,),
@@ -200,6 +202,11 @@ def test_a_catch_pays_both_levels_and_the_robot_decides_again() -> None:
     np.testing.assert_array_equal(
         obs["robot_1_high"]["other_positions"], env.round_up.yard.positions[1:].astype(np.float32)
     )
+    # For the critic: robot 2's personality, and the chicken it heads for.
+    np.testing.assert_array_equal(
+        obs["robot_1_high"]["other_oceans"], layout.robot_oceans[1:].astype(np.float32)
+    )
+    np.testing.assert_array_equal(obs["robot_1_high"]["other_targets"], [[0.0, 1.0, 0.0]])
 
     # On the step a robot's high level decides, that robot does not move.
     standing = env.round_up.yard.positions[0].copy()

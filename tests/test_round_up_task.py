@@ -93,6 +93,31 @@ def test_one_high_module_handles_other_numbers_of_chickens_and_robots() -> None:
     assert logits.shape == (15, 16) and torch.isfinite(logits).all()
 
 
+def test_the_other_robots_targets_reach_the_value_not_the_policy() -> None:
+    """A centralised critic: where the other robots are heading changes the value, not
+    the logits; their personalities change both."""
+    torch.manual_seed(0)
+    module = module_for(RoundUpEnv(), "robot_1_high", RoundUpSetModule)
+    batch = BatchedRoundUp(RoundUpConfig(), num_envs=4)
+    batch.reset(range(4))
+    batch.step({"high": np.array([[0, 1, 2]] * 4), "low": np.zeros((4, 3), dtype=int)})
+    obs = rows(batch.observations("high"))
+    assert obs["other_targets"].sum() == 4 * 3 * 2  # every robot sees two others heading
+
+    def heads(**changes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = module.forward_train({Columns.OBS: {**obs, **changes}})
+        return out[Columns.ACTION_DIST_INPUTS], module.compute_values(
+            {Columns.OBS: {**obs, **changes}}
+        )
+
+    logits, values = heads()
+    moved_logits, moved_values = heads(other_targets=obs["other_targets"].roll(1, dims=-1))
+    assert torch.equal(logits, moved_logits)
+    assert (values - moved_values).abs().min() > 1e-6
+    other_logits, _ = heads(other_oceans=-obs["other_oceans"])
+    assert (logits - other_logits).abs().amax(dim=-1).min() > 1e-6
+
+
 def test_the_low_level_is_the_yards_goal_reaching_module() -> None:
     specs = TASK.module_specs()
     assert specs["high_level_policy"].module_class is RoundUpSetModule

@@ -3,7 +3,8 @@
 Two agents per robot, ``robot_{i}_high`` and ``robot_{i}_low`` for i = 1..num_robots,
 acting for ``high_level_policy`` and ``low_level_policy``, as in the yard. The low
 level sees what it sees in the yard; the high level also sees which chickens other
-robots are heading for, where the other robots are, and the time left.
+robots are heading for, where the other robots are, and the time left, and (for its
+centralised critic) the other robots' personalities and their targets.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hmarl.tasks.chicken_yard.agents import (
     box,
     high_agent,
     low_agent,
+    ocean_low,
     policy_of,
     robot_index,
 )
@@ -40,7 +42,7 @@ __all__ = [
 
 def high_observation_space(config: RoundUpConfig) -> gym.spaces.Dict:
     """The yard's high-level view and the fields a decision taken mid-episode needs."""
-    c, r = config.num_chickens, config.num_robots
+    c, r, o = config.num_chickens, config.num_robots, config.num_ocean_features
     yard = yard_agents.high_observation_space(config.yard)
     return gym.spaces.Dict(
         {
@@ -48,6 +50,8 @@ def high_observation_space(config: RoundUpConfig) -> gym.spaces.Dict:
             "chicken_claimed": box(c),
             "other_positions": box(r - 1, 2),
             "time_left": box(1),
+            "other_oceans": box(r - 1, o, low=ocean_low(config.yard)),
+            "other_targets": box(r - 1, c),
         }
     )
 

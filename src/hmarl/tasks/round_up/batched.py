@@ -81,7 +81,7 @@ class BatchedRoundUp:
         # The same products as the yard's moves, plus a still row.
         self._step_table = np.vstack([DIRECTIONS * cfg.move_amount, np.zeros(2)])
         b, r, c, o = num_envs, cfg.num_robots, cfg.num_chickens, cfg.num_ocean_features
-        # others[i] = the robots other than i, in order: the rows of `other_positions`.
+        # others[i] = the robots other than i, in order: the rows of the `other_*` fields.
         self._others = np.array([[j for j in range(r) if j != i] for i in range(r)], dtype=int)
         self._earlier = np.tri(r, k=-1, dtype=bool)
         """(R, R) [i, j]: robot j comes before robot i."""
@@ -186,9 +186,9 @@ class BatchedRoundUp:
             }
         c = self.config.num_chickens
         heading = self.targets >= 0
-        # (B, R, C): which chicken each robot heads for; the others' claims exclude one's own.
-        chosen = (self.targets[..., None] == np.arange(c)) & heading[..., None]
-        claimed = (chosen.sum(axis=1, keepdims=True) - chosen) > 0
+        # (B, R, C): which chicken each robot heads for; (B, R, R - 1, C): the others'.
+        chosen = ((self.targets[..., None] == np.arange(c)) & heading[..., None]).astype(np.float32)
+        others_targets = chosen[:, self._others]
         return {
             "chicken_oceans": np.broadcast_to(
                 self._chicken_oceans32[:, None], (b, r, *self._chicken_oceans32.shape[1:])
@@ -198,9 +198,11 @@ class BatchedRoundUp:
             ),
             "robot_ocean": self._robot_oceans32,
             "robot_position": positions,
-            "chicken_claimed": claimed.astype(np.float32),
+            "chicken_claimed": others_targets.max(axis=2, initial=0.0),
             "other_positions": positions[:, self._others],
             "time_left": time_left,
+            "other_oceans": self._robot_oceans32[:, self._others],
+            "other_targets": others_targets,
         }
 
     def step(self, actions: Mapping[str, np.ndarray]) -> RoundUpStep:

@@ -60,12 +60,19 @@ class RoundUpEnv(MultiAgentEnv):
     high   chicken_claimed      (num_chickens,)        1 where another robot is heading
     high   other_positions      (num_robots - 1, 2)    the other robots' x, y, in order
     high   time_left            (1,)                   fraction of the episode left
+    high   other_oceans         (num_robots - 1, O)    the other robots' personalities
+    high   other_targets        (num_robots - 1,       1 at the chicken each other robot
+                                num_chickens)          is heading for (0s while deciding)
     low    robot_position       (2,)                   this robot's x, y
     low    target_position      (2,)                   where its chosen chicken stands
     low    time_left            (1,)                   fraction of the episode left
     =====  ===================  =====================  ===================================
 
-    O is ``num_ocean_features``. The low level's view is the yard's.
+    O is ``num_ocean_features``. The other robots come in robot order in
+    ``other_positions``, ``other_oceans`` and ``other_targets``. The last two are
+    there for the high level's value (a centralised critic): with the team reward
+    most of a robot's return is other robots' catches, whose worth they tell. The
+    shipped policy network does not read them. The low level's view is the yard's.
 
     **Flow.** A robot's high level decides at ``reset()``, after each catch, when
     the chicken it is heading for is caught by another robot (its option is
@@ -149,7 +156,8 @@ class RoundUpEnv(MultiAgentEnv):
     ...
     ValueError: the episode is over; call reset() before step()
 
-    **Version history.** v0: the round-up.
+    **Version history.** v0: the round-up. v1: ``other_oceans`` and
+    ``other_targets`` in the high level's view (checkpoints of v0 do not load).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -201,6 +209,8 @@ class RoundUpEnv(MultiAgentEnv):
             "chicken_claimed": self.round_up.claimed(robot).astype(np.float32),
             "other_positions": np.delete(positions, robot, axis=0),
             "time_left": self._time_left,
+            "other_oceans": np.delete(self._robot_oceans, robot, axis=0),
+            "other_targets": self.round_up.others_targets(robot).astype(np.float32),
         }
 
     def _low_obs(self, robot: int) -> dict[str, np.ndarray]:

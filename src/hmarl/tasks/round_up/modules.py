@@ -1,13 +1,14 @@
 """The round-up's high-level network: the yard's set scorer, reading the round-up's new fields.
 
 :class:`RoundUpSetModule` is :class:`~hmarl.tasks.chicken_yard.modules.ChickenSetModule`
-with three more features per chicken: whether another robot is heading for it, how
-far it is from the nearest other robot, and the time left. Read per chicken, the new
-fields keep the network one shared scorer, so it handles any number of chickens and
-of robots. The low level's view is the yard's, so its network is the yard's
-:class:`~hmarl.tasks.chicken_yard.modules.GoalReachingModule` as it is: it sees the
-time left too, which its value needs here as well (fewer catches are still to come
-near the end of an episode).
+with five more features per chicken: whether another robot is heading for it, how far
+it is from the nearest other robot, the time left, and how well it suits the other
+robots. Read per chicken, the new fields keep the network one shared scorer, so it
+handles any number of chickens and of robots. Its value also reads each other robot
+(a centralised critic). The low level's view is the yard's, so its network is the
+yard's :class:`~hmarl.tasks.chicken_yard.modules.GoalReachingModule` as it is: it
+sees the time left too, which its value needs here as well (fewer catches are still
+to come near the end of an episode).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from __future__ import annotations
 import math
 
 import torch
+from ray.rllib.core.rl_module.rl_module import RLModule
+from ray.rllib.utils.annotations import override
+from torch import nn
 
-from hmarl.tasks.chicken_yard.modules import ChickenSetModule
+from hmarl.tasks.chicken_yard.modules import ChickenSetModule, mlp
 
 #: The distance to the nearest other robot when there is none: farther than any two
 #: points of the unit square.
@@ -24,11 +28,26 @@ NO_OTHER_ROBOT = math.sqrt(2)
 
 
 class RoundUpSetModule(ChickenSetModule):
-    """High level: a score per chicken from one network shared across chickens.
+    """High level: a score per chicken from one network shared across chickens, and a
+    value that also reads each other robot.
 
-    Each chicken's features are the yard's (its OCEAN vector, the robot's, their
-    elementwise product, the offset from robot to chicken and its length), then its
-    claimed flag, its distance to the nearest other robot, and the time left.
+    **Policy.** Each chicken's features are the yard's (its OCEAN vector, the
+    robot's, their elementwise product, the offset from robot to chicken and its
+    length), then its claimed flag, its distance to the nearest other robot, the
+    time left, the best compatibility any other robot has with it, and the
+    compatibility of the other robot nearest to it. The last two let robots share
+    out the chickens: a chicken that suits another robot better, and that it is
+    about as close to, is better left to it.
+
+    **Value** (a centralised critic, as in MAPPO). With the team reward, two thirds
+    of a robot's return (of three) is the other robots' catches, and what those are
+    worth depends on the chickens they are heading for. A value blind to them
+    leaves those catches as noise in every advantage, larger than the difference
+    one pick makes. So the value pools two sets: each chicken's features (the
+    policy's, and the mean compatibility the other robots have with it), and each
+    other robot's personality, offset and distance from this robot, whether it is
+    heading for a chicken, its compatibility with that chicken, its distance to it,
+    and that chicken's offset and distance from this robot.
 
     Example:
 
@@ -45,17 +64,74 @@ class RoundUpSetModule(ChickenSetModule):
     torch.Size([1, 4])
     """
 
-    def _num_features(self) -> int:
-        return super()._num_features() + 3
+    @override(RLModule)
+    def setup(self) -> None:
+        hidden = self._hidden_sizes()
+        ocean = self.observation_space["robot_ocean"].shape[0]
+        self.scorer = mlp([self._num_features(), *hidden, 1])
+        self.value_encoder = mlp([self._num_features() + 1, *hidden], activate_last=True)
+        self.robot_encoder = mlp([ocean + 9, *hidden], activate_last=True)
+        self.value_head = nn.Linear(4 * hidden[-1], 1)
 
-    def _chicken_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _num_features(self) -> int:
+        return super()._num_features() + 5
+
+    def _round_up_features(
+        self, obs: dict[str, torch.Tensor], compatibility: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, C, F) each chicken's features (the yard's, then the round-up's), given the
+        (B, R - 1, C) compatibility of every other robot with every chicken."""
         chickens = obs["chicken_positions"]  # (B, C, 2)
         others = obs["other_positions"]  # (B, R - 1, 2)
         if others.shape[1]:
-            gaps = (chickens[:, :, None, :] - others[:, None, :, :]).norm(dim=-1)
-            nearest_other = gaps.amin(dim=-1)  # (B, C)
-        else:
+            gaps = (chickens[:, :, None, :] - others[:, None, :, :]).norm(dim=-1)  # (B, C, R - 1)
+            nearest_other, nearest = gaps.min(dim=-1)
+            nearest_compatibility = compatibility.gather(1, nearest[:, None, :])[:, 0]
+            best_compatibility = compatibility.amax(dim=1)
+        else:  # a lone robot: no one to share the chickens with
             nearest_other = torch.full(chickens.shape[:2], NO_OTHER_ROBOT, dtype=chickens.dtype)
+            nearest_compatibility = best_compatibility = torch.zeros_like(nearest_other)
         time_left = obs["time_left"].expand(-1, chickens.shape[1])  # (B, C)
-        extra = torch.stack([obs["chicken_claimed"], nearest_other, time_left], dim=-1)
-        return torch.cat([super()._chicken_features(obs), extra], dim=-1)
+        extra = [obs["chicken_claimed"], nearest_other, time_left]
+        extra += [best_compatibility, nearest_compatibility]
+        return torch.cat([self._chicken_features(obs), torch.stack(extra, dim=-1)], dim=-1)
+
+    def _other_robot_features(
+        self, obs: dict[str, torch.Tensor], compatibility: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, R - 1, O + 9) what the value reads of each other robot."""
+        targets = obs["other_targets"]  # (B, R - 1, C)
+        heading = targets.sum(dim=-1, keepdim=True)  # 1 while heading for a chicken, else 0
+        target_compatibility = (compatibility * targets).sum(dim=-1, keepdim=True)
+        target_position = targets @ obs["chicken_positions"]  # (B, R - 1, 2); 0 if deciding
+        position = obs["other_positions"]
+        offset = position - obs["robot_position"][:, None, :]
+        target_offset = (target_position - obs["robot_position"][:, None, :]) * heading
+        to_target = (target_position - position).norm(dim=-1, keepdim=True) * heading
+        return torch.cat(
+            [
+                obs["other_oceans"],
+                offset,
+                offset.norm(dim=-1, keepdim=True),
+                heading,
+                target_compatibility,
+                to_target,
+                target_offset,
+                target_offset.norm(dim=-1, keepdim=True),
+            ],
+            dim=-1,
+        )
+
+    def _heads(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        compatibility = torch.einsum("bro,bco->brc", obs["other_oceans"], obs["chicken_oceans"])
+        features = self._round_up_features(obs, compatibility)
+        logits = self.scorer(features).squeeze(-1)  # (B, C)
+        mean = compatibility.mean(dim=1) if compatibility.shape[1] else torch.zeros_like(logits)
+        chickens = self.value_encoder(torch.cat([features, mean[..., None]], dim=-1))
+        robots = self.robot_encoder(self._other_robot_features(obs, compatibility))
+        pooled = [chickens.mean(dim=1), chickens.amax(dim=1)]
+        if robots.shape[1]:
+            pooled += [robots.mean(dim=1), robots.amax(dim=1)]
+        else:
+            pooled += [torch.zeros_like(pooled[0])] * 2
+        return logits, self.value_head(torch.cat(pooled, dim=-1)).squeeze(-1)

@@ -227,10 +227,16 @@ class RoundUp:
             :, 0
         ]
 
+    def others_targets(self, robot: int) -> np.ndarray:
+        """(R - 1, C) 1.0 at the chicken each other robot is heading for, the others in
+        robot order (a row of zeros for one that is deciding)."""
+        targets = np.zeros((self.config.num_robots - 1, self.config.num_chickens))
+        others = (chicken for other, chicken in enumerate(self.yard.targets) if other != robot)
+        for row, chicken in enumerate(others):
+            if chicken is not None:
+                targets[row, chicken] = 1.0
+        return targets
+
     def claimed(self, robot: int) -> np.ndarray:
         """(C,) 1.0 where another robot is heading for the chicken, else 0.0."""
-        claimed = np.zeros(self.config.num_chickens)
-        for other, chicken in enumerate(self.yard.targets):
-            if other != robot and chicken is not None:
-                claimed[chicken] = 1.0
-        return claimed
+        return self.others_targets(robot).max(axis=0, initial=0.0)

@@ -71,7 +71,7 @@ TASK = Task(
     # alongside it rather than locking in what suited a low level that could not walk.
     baselines={
         rule: dispatch(rule)
-        for rule in ("nearest", "most_compatible", "rate_greedy", "priced_greedy")
+        for rule in ("nearest", "most_compatible", "rate_greedy", "priced_greedy", "priced_sharing")
     },
     metrics=(
         Metric(
