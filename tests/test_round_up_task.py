@@ -29,7 +29,13 @@ def test_found_by_name_as_a_built_in() -> None:
 def test_the_declaration() -> None:
     assert TASK.discounting == "smdp" and TASK.schedule is None
     assert TASK.score.metric == "caught_compatibility" and TASK.score.reference == "best"
-    assert list(TASK.baselines) == ["nearest", "most_compatible", "rate_greedy", "priced_greedy"]
+    assert list(TASK.baselines) == [
+        "nearest",
+        "most_compatible",
+        "rate_greedy",
+        "priced_greedy",
+        "priced_sharing",
+    ]
     assert [m.name for m in TASK.metrics] == ["caught_compatibility", "catches", "moves_per_catch"]
     assert TASK.env_config_dict()["episode_steps"] == 500
     with pytest.raises(TaskError, match=r"RoundUpConfig\.replan_every"):

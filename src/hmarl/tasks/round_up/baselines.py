@@ -52,6 +52,10 @@ at the defaults (seeds 0..99 of :data:`PRICES`; see the module docstring)."""
 PRICES = tuple(round(0.01 * i, 2) for i in range(11))
 """The prices :func:`tune_price` tries by default: 0.00, 0.01, ..., 0.10."""
 
+LEFT_TO_ANOTHER = 100.0
+"""What ``priced_sharing`` takes off a chicken another robot scores higher: more than
+any two scores differ (compatibility lies in [-1, 1], travel is a few dozen moves)."""
+
 
 def moves_between(start: np.ndarray, end: np.ndarray, config: RoundUpConfig) -> np.ndarray:
     """Moves the greedy mover needs from ``start`` to come within reach of ``end``
@@ -119,11 +123,6 @@ def priced_sharing(price: float) -> Rule:
         return np.where(scores >= best_other, scores, scores - LEFT_TO_ANOTHER)
 
     return score
-
-
-LEFT_TO_ANOTHER = 100.0
-"""What ``priced_sharing`` takes off a chicken another robot scores higher: more than
-any two scores differ (compatibility lies in [-1, 1], travel is a few dozen moves)."""
 
 
 RULES: dict[str, Rule] = {

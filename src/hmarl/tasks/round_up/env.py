@@ -69,10 +69,11 @@ class RoundUpEnv(MultiAgentEnv):
     =====  ===================  =====================  ===================================
 
     O is ``num_ocean_features``. The other robots come in robot order in
-    ``other_positions``, ``other_oceans`` and ``other_targets``. The last two are
-    there for the high level's value (a centralised critic): with the team reward
-    most of a robot's return is other robots' catches, whose worth they tell. The
-    shipped policy network does not read them. The low level's view is the yard's.
+    ``other_positions``, ``other_oceans`` and ``other_targets``. The last two let
+    robots share out the chickens, and let the high level's value foresee the other
+    robots' catches (with the team reward most of a robot's return); the shipped
+    network's policy reads the personalities, its value both. The low level's view
+    is the yard's.
 
     **Flow.** A robot's high level decides at ``reset()``, after each catch, when
     the chicken it is heading for is caught by another robot (its option is

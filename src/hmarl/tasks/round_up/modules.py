@@ -39,15 +39,16 @@ class RoundUpSetModule(ChickenSetModule):
     out the chickens: a chicken that suits another robot better, and that it is
     about as close to, is better left to it.
 
-    **Value** (a centralised critic, as in MAPPO). With the team reward, two thirds
-    of a robot's return (of three) is the other robots' catches, and what those are
-    worth depends on the chickens they are heading for. A value blind to them
-    leaves those catches as noise in every advantage, larger than the difference
-    one pick makes. So the value pools two sets: each chicken's features (the
-    policy's, and the mean compatibility the other robots have with it), and each
-    other robot's personality, offset and distance from this robot, whether it is
-    heading for a chicken, its compatibility with that chicken, its distance to it,
-    and that chicken's offset and distance from this robot.
+    **Value** (a centralised critic, as in MAPPO). With the team reward and three
+    robots, two thirds of a robot's return is the other robots' catches, and what
+    those are worth depends on the chickens they are heading for. A value blind to
+    them leaves those catches as noise in every advantage, larger than the
+    difference one pick makes. So the value pools two sets: each chicken's features
+    (the policy's, and the mean compatibility the other robots have with it), and
+    each other robot's personality, offset and distance from this robot, whether it
+    is heading for a chicken, its compatibility with that chicken, its distance to
+    it, and that chicken's offset and distance from this robot. The policy reads the
+    other robots' targets only as the claimed flags.
 
     Example:
 

@@ -29,8 +29,9 @@ def make_batched_env(env_config: dict[str, Any], num_envs: int) -> Any:
 
 def modules() -> dict[str, Any]:
     """A set scorer that also reads the claims, the other robots and the clock for the
-    high level; the yard's goal-conditioned network for the low level (its view is the
-    yard's)."""
+    high level, with a value that sees where the other robots are heading (a
+    centralised critic); the yard's goal-conditioned network for the low level (its
+    view is the yard's)."""
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from hmarl.tasks.chicken_yard.modules import GoalReachingModule
