@@ -81,11 +81,13 @@ def test_sharing_leaves_a_chicken_to_the_robot_it_suits_better() -> None:
     obs["other_targets"] = np.zeros((1, 4))
     obs["chicken_claimed"] = np.zeros(4)
     rule = RULES["priced_sharing"]
-    # Priced alone, chicken 2 is best (0.8 - 7 moves' price); left to the other robot,
-    # the far ideal chicken 1 (1.0 - 15 moves' price) beats the near dull chicken 0.
+    # Chicken 3, ideal and next to this robot, is this robot's by either rule.
     assert pick(RULES["priced_greedy"](obs, CONFIG), obs["chicken_claimed"]) == 3
     assert pick(rule(obs, CONFIG), obs["chicken_claimed"]) == 3
-    obs["chicken_positions"][3] = [0.05, 0.95]  # chicken 3 far away in the corner
+    # With chicken 3 far away in the corner: priced alone, chicken 2 is best (0.8 - 7
+    # moves' price); left to the other robot, the far ideal chicken 1 (1.0 - 15 moves'
+    # price) beats the near dull chicken 0.
+    obs["chicken_positions"][3] = [0.05, 0.95]
     assert pick(RULES["priced_greedy"](obs, CONFIG), obs["chicken_claimed"]) == 2
     assert pick(rule(obs, CONFIG), obs["chicken_claimed"]) == 1
     # With no one else, it is priced_greedy.

@@ -3,8 +3,8 @@
 Two agents per robot, ``robot_{i}_high`` and ``robot_{i}_low`` for i = 1..num_robots,
 acting for ``high_level_policy`` and ``low_level_policy``, as in the yard. The low
 level sees what it sees in the yard; the high level also sees which chickens other
-robots are heading for, where the other robots are, and the time left, and (for its
-centralised critic) the other robots' personalities and their targets.
+robots are heading for, where the other robots are, the time left, and the other
+robots' personalities and targets (to share the chickens out, and for the value).
 """
 
 from __future__ import annotations

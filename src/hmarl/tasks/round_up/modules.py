@@ -75,6 +75,7 @@ class RoundUpSetModule(ChickenSetModule):
         self.value_head = nn.Linear(4 * hidden[-1], 1)
 
     def _num_features(self) -> int:
+        """Features per chicken: the length of :meth:`_round_up_features`' last axis."""
         return super()._num_features() + 5
 
     def _round_up_features(
