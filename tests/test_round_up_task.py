@@ -45,7 +45,7 @@ def test_the_declaration() -> None:
 
 
 def test_preflight_accepts_it() -> None:
-    spaces = preflight(TASK, TASK.env_config_dict({"episode_steps": 100}))
+    spaces, _ = preflight(TASK, TASK.env_config_dict({"episode_steps": 100}))
     assert set(spaces) == {"high_level_policy", "low_level_policy"}
 
 

@@ -139,7 +139,7 @@ def failing_make_env(config: dict) -> Any:
     ("make_env", "message"),
     [
         (failing_make_env, "make_env failed: OSError: the simulator is not installed"),
-        (lambda config: gym.make("CartPole-v1"), "not a ray.rllib.env.multi_agent_env"),
+        (lambda config: gym.make("CartPole-v1"), "neither a ray.rllib.env.multi_agent_env"),
         (lambda config: Revives(config), "breaks the protocol"),
     ],
     ids=["raises", "not-multi-agent", "revives"],
@@ -151,7 +151,8 @@ def test_preflight_refuses_a_bad_env(make_env: Any, message: str) -> None:
 
 
 def test_preflight_accepts_pettingzoos_convention() -> None:
-    assert set(preflight(task(make_env=lambda config: PettingZooAgents(config)), {})) == {
+    spaces, _ = preflight(task(make_env=lambda config: PettingZooAgents(config)), {})
+    assert set(spaces) == {
         "planner",
         "walker",
     }

@@ -147,6 +147,19 @@ def decision_rows(
     return returns, discounts
 
 
+def episodes_of_module(piece: ConnectorV2, episodes: list, module_id: str) -> list:
+    """The single-agent episodes whose rows make up ``module_id``'s batch, in batch order.
+
+    The same filter and order RLlib's GAE piece (2.60.0) uses to find its episode
+    lengths: each multi-agent episode's agents in turn, whether they stepped last or not.
+    """
+    return [
+        episode
+        for episode in piece.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
+        if episode.module_id in (None, module_id)
+    ]
+
+
 def _end(infos: list[dict], rows: int) -> str | None:
     """How the env said an agent's chunk ended: the stamp on its final observation."""
     if rows < 2 or len(infos) < rows:
@@ -196,9 +209,6 @@ class SMDPAdvantageEstimation(ConnectorV2):
     def __call__(
         self, *, rl_module: Any, episodes: list, batch: dict[str, Any], **kwargs: Any
     ) -> Any:
-        episodes_of = list(
-            self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
-        )
         for module_id, module_batch in batch.items():
             module = rl_module[module_id]
             if not isinstance(module, ValueFunctionAPI):
@@ -206,12 +216,8 @@ class SMDPAdvantageEstimation(ConnectorV2):
             # Each policy's own gamma and lambda (RLlib's per-module overrides; RLlib's
             # GAE piece takes the run's for every module).
             settings = self.config.get_config_for_module(module_id)
-            # The batch holds each single-agent episode's rows in this order (the
-            # same filter RLlib's GAE piece uses to find its episode lengths).
             returns, discounts, ends = [], [], []
-            for episode in episodes_of:
-                if episode.module_id not in (None, module_id):
-                    continue
+            for episode in episodes_of_module(self, episodes, module_id):
                 infos = list(episode.get_infos())
                 r, d = decision_rows(list(episode.get_rewards()), infos, settings.gamma, self.smdp)
                 returns.append(r)

@@ -64,6 +64,8 @@ class HierarchicalPPOConfig(PPOConfig):
         """"batched": hmarl's BatchedEnvRunner; "rllib": RLlib's MultiAgentEnvRunner."""
         self.flatten_policies: tuple[str, ...] = ()
         """Policies whose modules see their observations flattened (RLlib's default MLPs)."""
+        self.central_policies: tuple[str, ...] = ()
+        """Policies with a centralised critic: their batches carry the global state."""
         self.run_folder: str | None = None
         """Where a run stopped by an env fault saves its last good state."""
         self.torch_threads = 1
@@ -81,6 +83,7 @@ class HierarchicalPPOConfig(PPOConfig):
         task: Task | None = None,
         sampler: str | None = None,
         flatten_policies: tuple[str, ...] = (),
+        central_policies: tuple[str, ...] = (),
         run_folder: str | None = None,
     ) -> HierarchicalPPOConfig:
         self.schedule = schedule
@@ -91,6 +94,7 @@ class HierarchicalPPOConfig(PPOConfig):
             self.discounting = discounting
         self.task = task
         self.flatten_policies = tuple(flatten_policies)
+        self.central_policies = tuple(central_policies)
         self.run_folder = run_folder
         if sampler is not None:
             if sampler not in ("batched", "rllib"):

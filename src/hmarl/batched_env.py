@@ -17,6 +17,11 @@ has its final observation in ``observations(group)`` after that step, and its la
 info values in ``infos``. An env whose episode is ``over`` waits, ignoring its
 actions, until ``reset`` is called for it (``where`` picks the envs to reset), so
 the caller reads the final observations first.
+
+A batched env whose task's env has a global state (:mod:`hmarl.global_state`) gives it
+too: the same ``state_space`` and ``states()``, every env's state at once (a leading
+axis of ``num_envs``), for centralised critics. Observations may carry action masks
+(:mod:`hmarl.action_masks`) as the task's env's do.
 """
 
 from __future__ import annotations

@@ -196,6 +196,7 @@ def cmd_random(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.evaluation import baseline_policies, episode_seeds, play_episode
     from hmarl.registry import DEFAULT_TASK
     from hmarl.report import print_episode, print_results_table
+    from hmarl.task_env import make_task_env
 
     task = load_task(args.task or DEFAULT_TASK)
     env_config = task_settings(task, flags, task.env_config_dict(), "random")
@@ -208,7 +209,7 @@ def cmd_random(args: argparse.Namespace, flags: list[str]) -> None:
     policy = policies[args.policy]
     if args.out or args.window:
         _render(task, env_config, policy, seeds, args.out, args.fps)
-    env = task.make_env(dict(env_config))
+    env = make_task_env(task, env_config)
     for seed in seeds:
         print_episode(play_episode(task, env, policy, seed))
     from hmarl.evaluation import evaluate

@@ -20,6 +20,10 @@ only show later in an episode.
   ended before this step (RLlib's "agents in the episode": all that are alive, the
   ones ending now may stay listed; or, PettingZoo's way, just those due to act);
 - every observation is inside its space, and that space is the same object every call;
+- an action mask (:mod:`hmarl.action_masks`) of an agent due to act has one 0 or 1 per
+  action and allows at least one; random actions are drawn among the legal ones;
+- a global state (``state_space`` and ``state()``, :mod:`hmarl.global_state`) is
+  inside its space while the episode runs;
 - no agent observes (so acts) again once it was terminated or truncated;
 - rewards, terminateds, truncateds and infos name only possible agents; an agent
   that acted and observes on the same step has a reward on that step (RLlib's
@@ -51,7 +55,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hmarl.action_masks import MASK_KEY, mask_problem, observation_key, random_legal_actions
 from hmarl.batched_env import agent_groups
+from hmarl.global_state import check_state, state_space_of
 
 if TYPE_CHECKING:
     from ray.rllib.env.multi_agent_env import MultiAgentEnv
@@ -133,6 +139,16 @@ def play(
     spaces = {agent: env.get_action_space(agent) for agent in env.possible_agents}
     for i, agent in enumerate(env.possible_agents):
         spaces[agent].seed(seed + i)
+    mask_keys = {a: observation_key(env.get_observation_space(a)) for a in env.possible_agents}
+
+    def sample(last: Transition, agent: str) -> Any:
+        if choose is not None:
+            return choose(last, agent, spaces[agent])
+        if mask_keys[agent] is None:
+            return spaces[agent].sample()
+        legal = np.asarray(last.obs[agent][MASK_KEY], dtype=np.int8)
+        return spaces[agent].sample(mask=legal)
+
     played = 0
     for episode in range(episodes):
         obs, infos = env.reset(seed=seed + episode)
@@ -143,11 +159,7 @@ def play(
                 raise AssertionError(f"{last.where}: the episode did not end in {max_steps} steps")
             if step_budget is not None and played >= step_budget:
                 return
-            actions = {
-                a: choose(last, a, spaces[a]) if choose else spaces[a].sample()
-                for a in last.obs
-                if a in last.due
-            }
+            actions = {a: sample(last, a) for a in last.obs if a in last.due}
             last = Transition(episode, last.step + 1, actions, *env.step(actions))
             played += 1
             yield last
@@ -168,6 +180,8 @@ def check_env(
     """
     possible = set(env.possible_agents)
     spaces = {a: env.get_observation_space(a) for a in possible}
+    masks = {a: observation_key(spaces[a]) for a in possible}
+    state_space = state_space_of(env)
     ended: set[str] = set()
     observed: set[str] = set()
     for t in play(env, seed, episodes, max_steps, step_budget, choose):
@@ -191,6 +205,12 @@ def check_env(
                 "spaces must not change after construction"
             )
             assert space.contains(ob), f"{t.where}: {agent}'s observation {ob!r} is not in {space}"
+            if masks[agent] is not None and agent in t.due:
+                problem = mask_problem(ob[MASK_KEY], env.get_action_space(agent))
+                assert problem is None, f"{t.where}: {agent}'s observation: {problem}"
+        if state_space is not None and not t.over:
+            problem = check_state(env, state_space)
+            assert problem is None, f"{t.where}: {problem}"
         for agent, reward in t.rewards.items():
             assert isinstance(reward, int | float | np.number) and not isinstance(reward, bool), (
                 f"{t.where}: {agent}'s reward {reward!r} is not a number"
@@ -273,24 +293,31 @@ def check_batched_env(
 
     Asserts at every step, for every env: the same agents due, the same observations
     of due and ending agents, the same rewards, the same terminated and truncated
-    agents with the same last infos, and the same end of the episode. Returns the
-    number of steps compared.
+    agents with the same last infos, the same end of the episode, and the same global
+    state while it runs (when the env has one). Returns the number of steps compared.
     """
+    from hmarl.task_env import make_task_env
+
     batched = task.make_batched_env(dict(env_config), len(seeds))
     batched.reset([int(s) for s in seeds])
-    envs = [task.make_env(dict(env_config)) for _ in seeds]
+    envs = [make_task_env(task, env_config) for _ in seeds]
     observed = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
     index = agent_groups(batched)
     rng = np.random.default_rng(seed)
     over = np.zeros(len(seeds), dtype=bool)
+    with_state = state_space_of(envs[0]) is not None
     for b, obs in enumerate(observed):
         _same_obs(batched, index, b, obs, set(obs), "after reset")
+        if with_state:
+            _same_state(batched, envs[b], b, "after reset")
     steps = 0
     while not over.all():
         assert steps < max_steps, f"the episodes did not end in {max_steps} steps"
         steps += 1
         actions = {
-            group: _random_actions(rng, batched.action_spaces[group], (len(seeds), len(agents)))
+            group: _random_actions(
+                rng, batched.action_spaces[group], (len(seeds), len(agents)), _legal(batched, group)
+            )
             for group, agents in batched.groups.items()
         }
         results = []
@@ -337,14 +364,31 @@ def check_batched_env(
             all_over = bool(terminateds.get("__all__") or truncateds.get("__all__"))
             assert bool(step.over[b]) == all_over, f"{where}: over {bool(step.over[b])}"
             _same_obs(batched, index, b, obs, set(obs), where)
+            if with_state and not all_over:
+                _same_state(batched, envs[b], b, where)
             observed[b] = {} if all_over else {a: o for a, o in obs.items() if a not in ending}
             over[b] = all_over
     return steps
 
 
-def _random_actions(rng: np.random.Generator, space: Any, shape: tuple[int, int]) -> np.ndarray:
+def _legal(batched: Any, group: str) -> np.ndarray | None:
+    """(B, N, n) the legal actions of a group whose observations carry an action mask."""
+    if observation_key(batched.observation_spaces[group]) is None:
+        return None
+    legal = np.asarray(batched.observations(group)[MASK_KEY]) > 0
+    legal[~legal.any(axis=-1)] = True  # agents not due may hold any mask; their action is unread
+    return legal
+
+
+def _random_actions(
+    rng: np.random.Generator, space: Any, shape: tuple[int, int], legal: np.ndarray | None = None
+) -> np.ndarray:
+    """Random actions for a (B, N) group, only ``legal`` ones (B, N, n) where given."""
     import gymnasium as gym
 
+    if legal is not None:
+        rows = legal.reshape(-1, legal.shape[-1])
+        return random_legal_actions(rows, space, rng).reshape(shape)
     if isinstance(space, gym.spaces.Discrete):
         return space.start + rng.integers(space.n, size=shape)
     return np.stack([space.sample() for _ in range(shape[0] * shape[1])]).reshape(
@@ -357,6 +401,16 @@ def _same_obs(batched: Any, index: dict, b: int, obs: dict, agents: set[str], wh
     for agent in agents:
         group, i = index[agent]
         assert_same(_row(groups[group], b, i), obs[agent], f"{where}: {agent}'s observation")
+
+
+def _same_state(batched: Any, env: Any, b: int, where: str) -> None:
+    assert_same(_map_rows(batched.states(), b), env.state(), f"{where}: the global state")
+
+
+def _map_rows(states: Any, b: int) -> Any:
+    if isinstance(states, dict):
+        return {key: _map_rows(value, b) for key, value in states.items()}
+    return np.asarray(states[b])
 
 
 def _row(obs: Any, b: int, i: int) -> Any:

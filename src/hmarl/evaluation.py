@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from hmarl.action_masks import MaskError, check_legal
 from hmarl.batched_env import select
 from hmarl.policies import RandomPolicy
 from hmarl.task import Policy, PolicyContext, Task, TaskError
@@ -127,8 +128,10 @@ def run_envs(
     Each step, the observations of every due agent of a policy (across all envs)
     go to the policy in one batch.
     """
-    envs = [task.make_env(dict(env_config)) for _ in seeds]
-    spaces = {p: pair[0] for p, pair in task.policy_spaces(envs[0]).items()}
+    from hmarl.task_env import make_task_env
+
+    envs = [make_task_env(task, env_config) for _ in seeds]
+    spaces = task.policy_spaces(envs[0])
     runs = [EnvRun(env, int(seed)) for env, seed in zip(envs, seeds, strict=True)]
     while any(run.due for run in runs):
         asking = [(run, agent) for run in runs for agent in run.due]
@@ -143,17 +146,35 @@ def run_envs(
 
 
 def _act(
-    task: Task, policy: Policy, spaces: Mapping[str, Any], asking: list[tuple[Any, str]]
+    task: Task,
+    policy: Policy,
+    spaces: Mapping[str, tuple[Any, Any]],
+    asking: list[tuple[Any, str]],
 ) -> dict[Any, dict[str, Any]]:
-    """Actions for (run, agent) pairs: one ``policy.act`` call per policy id."""
+    """Actions for (run, agent) pairs: one ``policy.act`` call per policy id.
+
+    ``spaces`` holds each policy's (observation, action) space.
+    """
     by_policy: dict[str, list[tuple[Any, str]]] = defaultdict(list)
     for run, agent in asking:
         by_policy[task.policy_id(agent)].append((run, agent))
     actions: dict[Any, dict[str, Any]] = defaultdict(dict)
     for policy_id, rows in by_policy.items():
-        batch = stack(spaces[policy_id], [run.obs[agent] for run, agent in rows])
-        for (run, agent), action in zip(rows, policy.act(policy_id, batch), strict=True):
+        batch = stack(spaces[policy_id][0], [run.obs[agent] for run, agent in rows])
+        chosen = legal_actions(policy, policy_id, batch, spaces[policy_id])
+        for (run, agent), action in zip(rows, chosen, strict=True):
             actions[run][agent] = action
+    return actions
+
+
+def legal_actions(policy: Policy, policy_id: str, obs: Any, spaces: tuple[Any, Any]) -> Any:
+    """``policy.act(policy_id, obs)``; an action its observation's mask forbids is an error
+    that names the policy (see :mod:`hmarl.action_masks`)."""
+    actions = policy.act(policy_id, obs)
+    try:
+        check_legal(policy_id, obs, actions, spaces, who=type(policy).__name__)
+    except MaskError as err:
+        raise TaskError(str(err)) from None
     return actions
 
 
@@ -217,7 +238,7 @@ def play_episode(
     on_step: Callable[[EnvRun, bool], None] | None = None,
 ) -> Episode:
     """Play one episode; ``on_step(run, over)`` is called after the reset and every step."""
-    spaces = {p: pair[0] for p, pair in task.policy_spaces(env).items()}
+    spaces = task.policy_spaces(env)
     run = EnvRun(env, int(seed))
     if on_step is not None:
         on_step(run, False)
@@ -251,7 +272,9 @@ def run_batched(
             due, space = env.due(group), env.action_spaces[group]
             actions[group] = np.zeros(due.shape + space.shape, dtype=space.dtype)
             if due.any():
-                actions[group][due] = policy.act(policy_id, select(env.observations(group), due))
+                pair = (env.observation_spaces[group], space)
+                obs = select(env.observations(group), due)
+                actions[group][due] = legal_actions(policy, policy_id, obs, pair)
                 asked = True
         if not asked:
             raise TaskError(
@@ -317,7 +340,9 @@ def baseline_policies(
     task: Task, env_config: Mapping[str, Any], seed: int | None = None
 ) -> dict[str, Policy]:
     """``random`` and the task's named baselines, built for ``env_config``'s env."""
-    env = task.make_env(dict(env_config))
+    from hmarl.task_env import make_task_env
+
+    env = make_task_env(task, env_config)
     spaces = task.policy_spaces(env)
     context = PolicyContext(
         env_config=task.env_config(env_config),
@@ -325,7 +350,9 @@ def baseline_policies(
         action_spaces={p: pair[1] for p, pair in spaces.items()},
         seed=seed,
     )
-    made: dict[str, Policy] = {"random": RandomPolicy(context.action_spaces, seed)}
+    made: dict[str, Policy] = {
+        "random": RandomPolicy(context.action_spaces, seed, context.observation_spaces)
+    }
     for name, factory in task.baselines.items():
         made[name] = factory(context)
     return made

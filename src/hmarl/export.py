@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 
 from hmarl.checkpoints import CheckpointError
+from hmarl.global_state import STATE_SPACE_KEY
+from hmarl.masked_module import MaskedModule, qualname
 from hmarl.registry import load_task
 from hmarl.runs import RunRecord, Trained, find_run, load_trained
 from hmarl.space_codec import SpaceCodecError, decode_space, encode_space
@@ -241,9 +243,7 @@ def _write_policy(
             f"policy {policy_id}: its module {qualname(kind)} is neither RLlib's default PPO "
             "module nor one the task declares, so an export could not rebuild it"
         )
-    model_config = module.model_config
-    if dataclasses.is_dataclass(model_config):  # RLlib's DefaultModelConfig
-        model_config = dataclasses.asdict(model_config)
+    model_config = acting_config(module.model_config)
     try:
         json.dumps(model_config, allow_nan=False)
     except (TypeError, ValueError) as err:
@@ -258,7 +258,8 @@ def _write_policy(
         "observation_space": _encode(policy_id, observation_space),
     }
     # The weights the rebuilt (inference-only) module has: RLlib's default module
-    # drops its value function there, the task's modules keep everything.
+    # and hmarl's central critic drop their value functions there; a task's module
+    # keeps what it builds when inference-only.
     needed = build_module(policy_id, entry, allowed).state_dict()
     state = module.state_dict()
     missing = sorted(set(needed) - set(state))
@@ -306,6 +307,7 @@ def load_export(
     ``task`` is needed only when the export names its task as ``module:attribute``.
     """
     from hmarl.policies import ModulePolicy
+    from hmarl.task_env import make_task_env
 
     folder = Path(folder)
     description = Description.read(folder)
@@ -314,7 +316,7 @@ def load_export(
     if task.name != record.task:
         raise TaskError(f"{folder} was trained on task {record.task}, not {task.name}")
     env_config = task.env_config_dict({**record.env_config, **(env_overrides or {})})
-    spaces = task.policy_spaces(task.make_env(dict(env_config)))
+    spaces = task.policy_spaces(make_task_env(task, env_config))
     missing = sorted(set(spaces) - set(description.policies))
     if missing:
         raise ExportError(f"{folder} has no policy {', '.join(missing)}")
@@ -327,19 +329,35 @@ def load_export(
     return Trained(ModulePolicy(modules, observation_spaces, folder), task, env_config, folder)
 
 
+def acting_config(model_config: Any) -> dict[str, Any]:
+    """A module's ``model_config`` as an export describes it: a plain dict, without the
+    global state's space (a centralised critic's; acting never reads the state), the
+    wrapped module's too."""
+    if dataclasses.is_dataclass(model_config):  # RLlib's DefaultModelConfig
+        model_config = dataclasses.asdict(model_config)
+    config = {k: v for k, v in (model_config or {}).items() if k != STATE_SPACE_KEY}
+    if isinstance(config.get("model_config"), Mapping):  # a MaskedModule's wrapped module
+        config["model_config"] = acting_config(config["model_config"])
+    return config
+
+
 def allowed_modules(task: Task) -> dict[str, type]:
-    """The module classes an export may name: RLlib's default PPO module and the task's."""
+    """The module classes an export may name: RLlib's default PPO module, hmarl's own
+    (a centralised critic's, the action-mask wrapper) and the task's."""
     from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
         DefaultPPOTorchRLModule,
     )
 
+    from hmarl.central_critic import CentralCriticModule
+
     declared = [spec.module_class for spec in task.module_specs().values()]
-    classes = [DefaultPPOTorchRLModule, *(c for c in declared if c is not None)]
+    classes = [
+        DefaultPPOTorchRLModule,
+        CentralCriticModule,
+        MaskedModule,
+        *(c for c in declared if c is not None),
+    ]
     return {qualname(c): c for c in classes}
-
-
-def qualname(kind: type) -> str:
-    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def build_module(policy_id: str, entry: Mapping[str, Any], allowed: Mapping[str, type]) -> Any:
@@ -359,6 +377,14 @@ def build_module(policy_id: str, entry: Mapping[str, Any], allowed: Mapping[str,
         except SpaceCodecError as err:
             raise ExportError(f"policy {policy_id}: module.{key}: {err}") from None
     model_config = _field(policy_id, module, "model_config", dict)
+    if kind is MaskedModule:
+        # It imports the module it wraps by name: only a class on the same allow-list.
+        inner = model_config.get("module")
+        if inner not in allowed or allowed[inner] is MaskedModule:
+            raise ExportError(
+                f"policy {policy_id}: the masked module wraps {inner!r}, not one hmarl builds "
+                f"(allowed: {', '.join(sorted(allowed))})"
+            )
     try:
         # RLModuleSpec.build hands modules their model_config as a plain dict too
         # (DefaultModelConfig goes through dataclasses.asdict), so this is how

@@ -24,6 +24,9 @@ layers through the value loss; hmarl's and RLlib's default modules share none.)
 explained variance, the learner logs the *clip fraction*: the share of samples
 whose probability ratio left PPO's clip range.
 
+**Global state.** For centralised critics, :class:`hmarl.central_critic.AddGlobalState`
+joins the learner connector pipeline before the advantages (whose values read it).
+
 **Advantages.** RLlib's GAE piece at the end of the learner connector pipeline is
 replaced by :class:`hmarl.advantages.SMDPAdvantageEstimation` (SMDP-correct for
 agents that decide at irregular times; RLlib's arithmetic with
@@ -50,6 +53,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.torch_utils import explained_variance
 
 from hmarl.advantages import SMDPAdvantageEstimation, add_advantages
+from hmarl.central_critic import AddGlobalState
 
 CLIP_FRACTION = "clip_fraction"
 VF_EXPLAINED_VAR = "vf_explained_var"
@@ -102,8 +106,13 @@ class HierarchicalPPOLearner(PPOTorchLearner):
     def build(self) -> None:
         super().build()
         if self._learner_connector is not None:
-            # PPOLearner.build() appended RLlib's GAE piece last; hmarl's goes there.
+            # PPOLearner.build() appended RLlib's GAE piece last; hmarl's goes there,
+            # after the global state that centralised critics' values read.
             self._learner_connector.remove("GeneralAdvantageEstimation")
+            if self.config.central_policies:
+                self._learner_connector.append(
+                    AddGlobalState(central=frozenset(self.config.central_policies))
+                )
             self._learner_connector.append(
                 SMDPAdvantageEstimation(config=self.config, smdp=self.config.discounting == "smdp")
             )

@@ -13,25 +13,36 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-
-def batch_size(obs: Any) -> int:
-    """Rows in a batch of observations (a dict of arrays, a tuple, or an array)."""
-    while isinstance(obs, Mapping | tuple):
-        obs = next(iter(obs.values())) if isinstance(obs, Mapping) else obs[0]
-    return len(obs)
+from hmarl.action_masks import observation_key, random_legal_actions, split
+from hmarl.flat_observations import batch_size, flatten, is_flat
 
 
 class RandomPolicy:
-    """Uniform random actions from each policy's action space: the floor of every score."""
+    """Uniform random actions from each policy's action space: the floor of every score.
 
-    def __init__(self, action_spaces: Mapping[str, gym.Space], seed: int | None = None) -> None:
+    Where a policy's observations carry an action mask (``observation_spaces`` given),
+    the action is uniform among the legal ones (see :mod:`hmarl.action_masks`).
+    """
+
+    def __init__(
+        self,
+        action_spaces: Mapping[str, gym.Space],
+        seed: int | None = None,
+        observation_spaces: Mapping[str, gym.Space] | None = None,
+    ) -> None:
         self.action_spaces = dict(action_spaces)
+        self.mask_keys = {
+            policy: observation_key(space) for policy, space in (observation_spaces or {}).items()
+        }
         self.rng = np.random.default_rng(seed)
         for offset, space in enumerate(self.action_spaces.values()):
             space.seed(None if seed is None else seed + offset)
 
     def act(self, policy_id: str, obs: Any) -> np.ndarray:
         space = self.action_spaces[policy_id]
+        key = self.mask_keys.get(policy_id)
+        if key is not None:
+            return random_legal_actions(split(obs, key)[1], space, self.rng)
         n = batch_size(obs)
         if isinstance(space, gym.spaces.Discrete):
             return space.start + self.rng.integers(space.n, size=n)
@@ -68,20 +79,15 @@ class ModulePolicy:
     def flattens(self, policy_id: str) -> bool:
         """Does the policy's module see its observations flattened into one vector?"""
         module_space = self.modules[policy_id].observation_space
-        return _flattened(module_space, self.observation_spaces[policy_id])
+        return is_flat(module_space) and not is_flat(self.observation_spaces[policy_id])
 
     def module_input(self, policy_id: str, obs: Any) -> Any:
         """A batch of env observations as the policy's module takes them (torch tensors)."""
         import torch
-        from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
-        from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
 
-        space = self.observation_spaces[policy_id]
         if self.flattens(policy_id):
-            struct = get_base_struct_from_space(space)
-            flat = flatten_inputs_to_1d_tensor(obs, spaces_struct=struct, batch_axis=True)
-            return torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32))
-        return _to_torch(obs)
+            return torch.from_numpy(flatten(obs, self.observation_spaces[policy_id]))
+        return to_torch(obs)
 
 
 def greedy_action(module: Any, batch: Any) -> Any:
@@ -96,21 +102,14 @@ def greedy_action(module: Any, batch: Any) -> Any:
     return dist.to_deterministic().sample()
 
 
-def _flattened(module_space: gym.Space | None, env_space: gym.Space) -> bool:
-    """Does a module see ``env_space`` flattened (a 1-D Box for a structured space)?"""
-
-    def flat(space: gym.Space | None) -> bool:
-        return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
-
-    return flat(module_space) and not flat(env_space)
-
-
-def _to_torch(obs: Any) -> Any:
+def to_torch(obs: Any) -> Any:
+    """A batch of observations as torch tensors; float64 becomes float32, as RLlib's
+    env-to-module connector (``NumpyToTensor``) hands modules their inputs."""
     import torch
 
     if isinstance(obs, Mapping):
-        return {key: _to_torch(value) for key, value in obs.items()}
+        return {key: to_torch(value) for key, value in obs.items()}
     if isinstance(obs, tuple):
-        return tuple(_to_torch(value) for value in obs)
+        return tuple(to_torch(value) for value in obs)
     array = np.ascontiguousarray(obs)
     return torch.from_numpy(array.astype(np.float32) if array.dtype == np.float64 else array)

@@ -55,7 +55,9 @@ def import_pygame() -> ModuleType:
 
 def rendering_env(task: Task, env_config: dict[str, Any]) -> Any:
     """The task's env, set to render frames; a TaskError if it cannot."""
-    env = task.make_env(dict(env_config))
+    from hmarl.task_env import make_task_env
+
+    env = make_task_env(task, env_config)
     if "rgb_array" not in (getattr(env, "metadata", None) or {}).get("render_modes", []):
         raise TaskError(
             f"task {task.name} has no renderer: its env does not list 'rgb_array' in "

@@ -138,6 +138,7 @@ def load_trained(
     """
     from hmarl.export import is_export, load_export
     from hmarl.policies import ModulePolicy
+    from hmarl.task_env import make_task_env
 
     if is_export(path):
         return load_export(path, env_overrides, task)
@@ -157,7 +158,7 @@ def load_trained(
     else:
         base = {}
     env_config = task.env_config_dict({**base, **(env_overrides or {})})
-    spaces = task.policy_spaces(task.make_env(dict(env_config)))
+    spaces = task.policy_spaces(make_task_env(task, env_config))
     errors = []
     for checkpoint in candidates:
         try:

@@ -53,36 +53,20 @@ from ray.rllib.utils.metrics import (
     NUM_MODULE_STEPS_SAMPLED_LIFETIME,
     WEIGHTS_SEQ_NO,
 )
-from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
-from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
 
 from hmarl.advantages import DISCOUNTS
 from hmarl.batched_env import BatchedEnv, select
 from hmarl.evaluation import group_policies
 from hmarl.faults import RecoversFromEnvFaults
+from hmarl.flat_observations import flat_space, flatten
+from hmarl.global_state import GLOBAL_STATE
 from hmarl.metrics import WINDOW, log_agent_episode
-from hmarl.policies import batch_size
+from hmarl.policies import to_torch
 from hmarl.seeding import draw_seeds, reseeded, runner_generator
+from hmarl.task_env import EnvFault
 
 Batch = dict[str, Any]
 """One policy's columns: numpy arrays (a dict of them for structured observations)."""
-
-
-def flat_space(space: gym.Space) -> gym.spaces.Box:
-    """The space RLlib's ``FlattenObservations`` connector turns ``space`` into."""
-    struct = get_base_struct_from_space(space)
-    size = flatten_inputs_to_1d_tensor(
-        _sample(struct), spaces_struct=struct, batch_axis=False
-    ).shape[0]
-    return gym.spaces.Box(float("-inf"), float("inf"), (size,), np.float32)
-
-
-def _sample(struct: Any) -> Any:
-    if isinstance(struct, Mapping):
-        return {k: _sample(v) for k, v in struct.items()}
-    if isinstance(struct, tuple):
-        return tuple(_sample(v) for v in struct)
-    return struct.sample()
 
 
 @dataclass
@@ -111,6 +95,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         self.num_envs = config.num_envs_per_env_runner
         self.smdp = config.discounting == "smdp"
         self.flatten = frozenset(config.flatten_policies)
+        self.central = frozenset(config.central_policies)
         self._seeds = runner_generator(config.seed, self.worker_index)
         self._weights_seq_no = 0
         self.env: BatchedEnv | None = None
@@ -161,7 +146,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
     def sample(self, *, num_timesteps: int | None = None, **kwargs: Any) -> dict[str, Batch]:
         """At least ``num_timesteps`` env steps (all envs stepped together); a batch per policy."""
         if self._needs_reset:
-            self.env.reset(draw_seeds(self._seeds, self.num_envs))
+            self._reset(None)
             self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
             self._needs_reset = False
         steps = math.ceil(
@@ -171,13 +156,13 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         rows = {group: _Rows() for group in self.env.groups}
         for step in range(steps):
             actions = {group: self._act(group, step, rows[group]) for group in self.env.groups}
-            result = self.env.step(actions)
+            result = self._step(actions)
             for group in self.env.groups:
                 self._after_step(group, step, result, rows[group])
             self._episode_steps += 1
             if result.over.any():
                 self._log_episodes(result.over)
-                self.env.reset(draw_seeds(self._seeds, int(result.over.sum())), where=result.over)
+                self._reset(result.over)
                 self._episode_steps[result.over] = 0
         for group in self.env.groups:
             self._close_sequences(group, steps, rows[group])
@@ -188,6 +173,48 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         }
         return {policy: batch for policy, batch in batches.items() if batch}
 
+    def _reset(self, where: np.ndarray | None) -> None:
+        """New episodes in the ``where`` envs (all of them for None)."""
+        count = self.num_envs if where is None else int(where.sum())
+        try:
+            self.env.reset(draw_seeds(self._seeds, count), where=where)
+        except Exception as err:
+            raise EnvFault(
+                f"task {self.task.name}: the batched env's reset failed: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        self._refresh_states()
+
+    def _step(self, actions: dict[str, np.ndarray]) -> Any:
+        try:
+            result = self.env.step(actions)
+        except Exception as err:
+            acting = ", ".join(
+                f"{group} ({int(self.env.due(group).sum())} agents)" for group in self.env.groups
+            )
+            raise EnvFault(
+                f"task {self.task.name}: the batched env's step failed (acting: {acting}): "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        self._refresh_states()
+        return result
+
+    def _refresh_states(self) -> None:
+        """The envs' global states now, when a centralised critic will read them."""
+        self._states = self.env.states() if self.central else None
+
+    def _inputs(self, group: str, where: np.ndarray) -> dict[str, Any]:
+        """What the ``where`` agents of a group observe now, as their policy's batch holds it:
+        the observation (as the module takes it) and, for a centralised critic, the state."""
+        policy = self.policies[group]
+        inputs = {
+            Columns.OBS: self._module_input(policy, select(self.env.observations(group), where))
+        }
+        if policy in self.central:
+            envs = np.nonzero(where)[0]
+            inputs[GLOBAL_STATE] = _map(lambda states: states[envs], self._states)
+        return inputs
+
     def _act(self, group: str, step: int, rows: _Rows) -> np.ndarray:
         """Actions of the group's due agents; their decisions start (and earlier ones end)."""
         state = self._state[group]
@@ -197,17 +224,17 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         if not due.any():
             return actions
         policy = self.policies[group]
-        obs = self._module_input(policy, select(self.env.observations(group), due))
+        inputs = self._inputs(group, due)
         module = self.module[policy]
         with torch.no_grad():
-            out = module.forward_exploration({Columns.OBS: _to_torch(obs)})
-            inputs = out[Columns.ACTION_DIST_INPUTS]
-            dist = module.get_exploration_action_dist_cls().from_logits(inputs)
+            out = module.forward_exploration({Columns.OBS: to_torch(inputs[Columns.OBS])})
+            dist_inputs = out[Columns.ACTION_DIST_INPUTS]
+            dist = module.get_exploration_action_dist_cls().from_logits(dist_inputs)
             chosen = dist.sample()
             logp = dist.logp(chosen)
         chosen = chosen.numpy()
         state.complete(due & state.pending, step, rows, terminated=None, truncated=None)
-        state.start(due, obs, chosen, logp.numpy(), inputs.numpy())
+        state.start(due, inputs, chosen, logp.numpy(), dist_inputs.numpy())
         actions[due] = chosen
         self._log_module_steps(policy, int(due.sum()))
         return actions
@@ -231,8 +258,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
             truncated=result.truncated[group],
         )
         closing = ended & state.open
-        final = self._module_input(policy, select(self.env.observations(group), closing))
-        state.bootstrap(closing, final, step, rows)
+        state.bootstrap(closing, self._inputs(group, closing), step, rows)
         infos = {key: values[ended] for key, values in result.infos[group].items()}
         for i, episode_return in enumerate(state.episode_return[ended]):
             info = {key: values[i] for key, values in infos.items()}
@@ -245,19 +271,20 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         An agent that observes now has finished its decision within the sample: its
         row goes out, with a bootstrap row of what it observes now. An agent inside
         a decision carries it into the next sample; rows it already has get a
-        bootstrap row of the observation that decision started from.
+        bootstrap row of the observation (and state) that decision started from.
         """
         state = self._state[group]
         due = self.env.due(group)
         state.complete(due & state.pending, steps, rows, terminated=None, truncated=None)
         closing = due & state.open
-        now = self._module_input(
-            self.policies[group], select(self.env.observations(group), closing)
-        )
-        state.bootstrap(closing, now, steps, rows)
+        state.bootstrap(closing, self._inputs(group, closing), steps, rows)
         waiting = state.open.copy()
         if waiting.any():
-            started = _map(lambda column: column[waiting], state.columns[Columns.OBS])
+            started = {
+                key: _map(lambda column: column[waiting], state.columns[key])
+                for key in (Columns.OBS, GLOBAL_STATE)
+                if key in state.columns
+            }
             state.bootstrap(waiting, started, steps, rows)
 
     def _module_input(self, policy: str, obs: Any) -> Any:
@@ -265,14 +292,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         if policy not in self.flatten:
             return obs
         group = next(g for g, p in self.policies.items() if p == policy)
-        space = self.env.observation_spaces[group]
-        if batch_size(obs) == 0:  # RLlib's flattening cannot reshape an empty batch
-            return np.zeros((0, *flat_space(space).shape), dtype=np.float32)
-        struct = get_base_struct_from_space(space)
-        return np.asarray(
-            flatten_inputs_to_1d_tensor(obs, spaces_struct=struct, batch_axis=True),
-            dtype=np.float32,
-        )
+        return flatten(obs, self.env.observation_spaces[group])
 
     def reseed(self, *salt: int) -> None:
         """New episodes from here on, from a generator of the run's seed and ``salt``."""
@@ -375,13 +395,19 @@ class _Slots:
         self.columns: dict[str, Any] | None = None
 
     def start(
-        self, due: np.ndarray, obs: Any, actions: np.ndarray, logp: np.ndarray, inputs: np.ndarray
+        self,
+        due: np.ndarray,
+        inputs: dict[str, Any],
+        actions: np.ndarray,
+        logp: np.ndarray,
+        dist_inputs: np.ndarray,
     ) -> None:
+        """The ``due`` agents start decisions from ``inputs`` (observation, maybe state)."""
         new = {
-            Columns.OBS: obs,
+            **inputs,
             Columns.ACTIONS: actions,
             Columns.ACTION_LOGP: logp,
-            Columns.ACTION_DIST_INPUTS: inputs,
+            Columns.ACTION_DIST_INPUTS: dist_inputs,
         }
         if self.columns is None:
             self.columns = _map(
@@ -426,20 +452,21 @@ class _Slots:
         self.pending &= ~done
         self.open |= done
 
-    def bootstrap(self, where: np.ndarray, obs: Any, step: int, rows: _Rows) -> None:
-        """A bootstrap row after each ``where`` agent's rows: ``obs``, its latest observation.
+    def bootstrap(self, where: np.ndarray, inputs: dict[str, Any], step: int, rows: _Rows) -> None:
+        """A bootstrap row after each ``where`` agent's rows: ``inputs``, its latest observation
+        (and state).
 
-        ``where`` holds only agents with open rows; ``obs`` has a row for each.
+        ``where`` holds only agents with open rows; ``inputs`` has a row for each.
         """
         if not where.any():
             return
         n = int(where.sum())
         filler = _map(
             lambda column: np.zeros((n, *column.shape[2:]), column.dtype),
-            {k: v for k, v in self.columns.items() if k != Columns.OBS},
+            {k: v for k, v in self.columns.items() if k not in inputs},
         )
         columns = {
-            Columns.OBS: obs,
+            **inputs,
             **filler,
             Columns.REWARDS: np.zeros(n, np.float32),
             DISCOUNTS: np.ones(n, np.float32),
@@ -502,9 +529,3 @@ def concatenate_columns(parts: list[dict[str, Any]]) -> dict[str, Any]:
         else np.concatenate([p[key] for p in parts])
         for key in first
     }
-
-
-def _to_torch(obs: Any) -> Any:
-    if isinstance(obs, Mapping):
-        return {key: _to_torch(value) for key, value in obs.items()}
-    return torch.from_numpy(np.ascontiguousarray(obs))

@@ -8,9 +8,13 @@ policy of each agent::
     TASK = Task(name="couriers", make_env=make_env, policy_of=policy_of)
 
 ``make_env(env_config: dict)`` returns a ``ray.rllib.env.multi_agent_env.MultiAgentEnv``
-(any agent ids, any Gymnasium spaces, observations only for the agents due to act
-next: that rule is the whole hierarchy) and ``policy_of(agent_id)`` names the policy
-that acts for an agent. Everything else is optional and has a default that works:
+or a PettingZoo ``ParallelEnv`` (any agent ids, any Gymnasium spaces, observations
+only for the agents due to act next: that rule is the whole hierarchy; see
+:mod:`hmarl.parallel_env`) and ``policy_of(agent_id)`` names the policy that acts for
+an agent. An observation that carries an ``action_mask`` masks its agent's actions
+everywhere (:mod:`hmarl.action_masks`); an env with a ``state_space`` and ``state()``
+gives centralised critics a global state (:mod:`hmarl.global_state`). Everything else
+is optional and has a default that works:
 
 ================  ================================================================
 field             what it declares (and the default without it)
@@ -23,8 +27,9 @@ modules           an ``RLModuleSpec`` per policy, or a function returning them s
                   task module need not import RLlib (default: RLlib's default
                   modules, on observations flattened by RLlib's own connector)
 ppo               PPO settings per policy: ``lr``, ``gamma``, ``lambda_``,
-                  ``entropy_coeff``, ``num_epochs``, ``minibatch_size``, ... (default:
-                  the run's, for every policy)
+                  ``entropy_coeff``, ``num_epochs``, ``minibatch_size``, ..., and
+                  ``critic``: ``"central"`` for a value that reads the env's global
+                  state (default: the run's, for every policy; a local critic)
 schedule          :class:`Schedule`: hold a policy back until a metric reaches a
                   threshold (default: every policy trains from the start)
 baselines         named policies to compare with, each a factory taking a
@@ -55,6 +60,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+
+from hmarl.action_masks import MaskError, check_masked_spaces
+from hmarl.global_state import CRITICS
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -87,10 +95,12 @@ PPO_SETTINGS = frozenset(
         "minibatch_size",
         "clip_param",
         "vf_loss_coeff",
+        "critic",
     }
 )
 """The PPO settings a task may set per policy (``gamma`` and ``lambda_`` too: hmarl's
-advantages read them per policy, where RLlib's GAE takes the run's for all)."""
+advantages read them per policy, where RLlib's GAE takes the run's for all; ``critic``
+is hmarl's: "local" or "central", see :mod:`hmarl.global_state`)."""
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -211,6 +221,11 @@ class Task:
                     f"task {self.name}: unknown PPO setting(s) {', '.join(unknown)} for "
                     f"{policy}; known: {', '.join(sorted(PPO_SETTINGS))}"
                 )
+            if settings.get("critic", "local") not in CRITICS:
+                raise TaskError(
+                    f"task {self.name}: the critic of {policy} must be one of "
+                    f"{', '.join(CRITICS)}, got {settings['critic']!r}"
+                )
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
             raise TaskError(f"task {self.name}: metric names repeat: {names}")
@@ -287,6 +302,10 @@ class Task:
                 raise TaskError(
                     f"task {self.name}: no spaces for agent {agent!r} ({err})"
                 ) from None
+            try:
+                check_masked_spaces(*pair)
+            except MaskError as err:
+                raise TaskError(f"task {self.name}: agent {agent}: {err}") from None
             if policy not in spaces:
                 spaces[policy], first[policy] = pair, agent
             elif pair != spaces[policy]:

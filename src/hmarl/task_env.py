@@ -15,6 +15,9 @@ says but adds to the info of every observation:
   lasted more than one step, when some of it came before the last step. RLlib sums
   such rewards onto the decision's transition, losing their timing; SMDP credit
   counts each at its own step.
+- ``hmarl_state``: with a centralised critic in the run, the env's ``state()`` at
+  the step of the observation (see :mod:`hmarl.global_state`); the learner makes it
+  the ``global_state`` column.
 - ``hmarl_end``: on an agent's final observation, "terminated" or "truncated", as
   the env said. RLlib 2.60's ``MultiAgentEpisode.add_env_step`` declares the whole
   episode terminated once every agent is done, so agents truncated by a time limit
@@ -32,6 +35,8 @@ from typing import Any
 
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
+from hmarl.global_state import STATE_INFO
+from hmarl.parallel_env import AEC_ADVICE, as_multi_agent_env, is_aec_env
 from hmarl.task import Task, TaskError
 
 STAMP = "hmarl_t"
@@ -44,15 +49,23 @@ class EnvFault(RuntimeError):
 
 
 def make_task_env(task: Task, env_config: dict[str, Any]) -> MultiAgentEnv:
-    """``task.make_env(env_config)``, with a clear error when it fails or returns something odd."""
+    """``task.make_env(env_config)`` as an RLlib ``MultiAgentEnv``, or a clear error.
+
+    Every place in hmarl that needs a task's env builds it here: a PettingZoo
+    ``ParallelEnv`` is adapted (:mod:`hmarl.parallel_env`), an AEC env is refused with
+    the conversion to use, anything else that is not a ``MultiAgentEnv`` is refused.
+    """
     try:
         env = task.make_env(dict(env_config))
     except Exception as err:
         raise TaskError(f"task {task.name}: make_env failed: {type(err).__name__}: {err}") from None
+    if is_aec_env(env):
+        raise TaskError(f"task {task.name}: make_env returned a PettingZoo AEC env; {AEC_ADVICE}")
+    env = as_multi_agent_env(env)
     if not isinstance(env, MultiAgentEnv):
         raise TaskError(
-            f"task {task.name}: make_env returned a {type(env).__name__}, not a "
-            "ray.rllib.env.multi_agent_env.MultiAgentEnv"
+            f"task {task.name}: make_env returned a {type(env).__name__}, neither a "
+            "ray.rllib.env.multi_agent_env.MultiAgentEnv nor a PettingZoo ParallelEnv"
         )
     return env
 
@@ -65,20 +78,24 @@ class TaskEnv:
     (from the working directory or ``PYTHONPATH``, see :mod:`hmarl.registry`).
     """
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, with_state: bool = False) -> None:
         self.task = task
+        self.with_state = with_state
+        """Whether every observation's info gets the env's global state."""
 
     def __call__(self, env_config: dict[str, Any]) -> StampedEnv:
-        return StampedEnv(make_task_env(self.task, dict(env_config)), self.task.name)
+        env = make_task_env(self.task, dict(env_config))
+        return StampedEnv(env, self.task.name, self.with_state)
 
 
 class StampedEnv(MultiAgentEnv):
     """The task's env, with step stamps and option rewards in its infos (see the module)."""
 
-    def __init__(self, env: MultiAgentEnv, task_name: str) -> None:
+    def __init__(self, env: MultiAgentEnv, task_name: str, with_state: bool = False) -> None:
         self.env = env  # first: MultiAgentEnv.__init__ reads `agents`, which delegates to it
         super().__init__()
         self.task_name = task_name
+        self.with_state = with_state
         self.possible_agents = env.possible_agents
         self.observation_spaces = getattr(env, "observation_spaces", None)
         self.action_spaces = getattr(env, "action_spaces", None)
@@ -132,8 +149,11 @@ class StampedEnv(MultiAgentEnv):
 
     def _stamped(self, obs: dict, infos: dict, terminateds: dict, truncateds: dict) -> dict:
         stamped = dict(infos)
+        state = self.env.state() if self.with_state and obs else None
         for agent in obs:
             info = {**(infos.get(agent) or {}), STAMP: self.t}
+            if self.with_state:
+                info[STATE_INFO] = state
             if terminateds.get(agent):
                 info[END] = "terminated"
             elif truncateds.get(agent) or truncateds.get("__all__"):

@@ -97,6 +97,10 @@ class TrainConfig:
     modules: Literal["task", "default"] = "task"
     """"task": the task's RL modules where it declares them; "default": RLlib's default
     MLPs on flattened observations everywhere, for comparison."""
+    critic: Literal["local", "central"] | None = None
+    """Every policy's value reads its observation ("local") or also the env's global
+    state ("central", MAPPO-style); default: each policy's own (the task's ppo
+    setting, else local)."""
     schedule_threshold: float | None = None
     """Override the task's schedule threshold (0: no policy is held back)."""
     schedule_timeout: int | None = 2_000_000
@@ -207,6 +211,8 @@ class Plan:
     out: Path
     policies: dict[str, tuple[Any, Any]] | None
     """Each policy's (observation, action) space (None until the env is checked)."""
+    state_space: Any = None
+    """The env's global state space, if it declares one (see hmarl.global_state)."""
     start_from: Path | None = None
     """The checkpoint a resumed run continues from."""
     start_iteration: int = 0
@@ -242,9 +248,10 @@ def plan(cfg: TrainConfig, check_env: bool = True) -> Plan:
                 f"from the run's ({cfg.out / RECORD_FILE})"
             )
     env_config = task.env_config_dict(record.env_config if record else cfg.env)
-    policies = preflight(task, env_config) if check_env else None
     out = Path(cfg.out) if cfg.out is not None else Path("runs") / task.name
-    result = Plan(cfg, task, task_ref, env_config, out, policies)
+    result = Plan(cfg, task, task_ref, env_config, out, None)
+    if check_env:
+        check_env_of(result)
     if cfg.resume:
         _plan_resume(result)
     else:
@@ -252,18 +259,45 @@ def plan(cfg: TrainConfig, check_env: bool = True) -> Plan:
     return result
 
 
-def preflight(task: Task, env_config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def check_env_of(p: Plan) -> None:
+    """Pre-flight the plan's env, and fill in its policies' spaces and its state space.
+
+    Also checks what the run asks of the env: a policy with a centralised critic needs
+    the env's global state.
+    """
+    p.policies, p.state_space = preflight(p.task, p.env_config)
+    central = sorted(policy for policy in p.policies if critic_of(p, policy) == "central")
+    if central and p.state_space is None:
+        raise TaskError(
+            f"task {p.task.name}: {', '.join(central)} has a centralised critic, but its env "
+            "declares no global state (a state_space and a state() method)"
+        )
+
+
+def critic_of(p: Plan, policy: str) -> str:
+    """A policy's critic: the run's --critic, else the task's ppo setting, else local."""
+    return p.cfg.critic or p.task.ppo.get(policy, {}).get("critic", "local")
+
+
+def preflight(task: Task, env_config: dict[str, Any]) -> tuple[dict[str, tuple[Any, Any]], Any]:
     """Build the task's env and play a little of it under hmarl's conformance checks.
 
-    Returns each policy's spaces. A ``make_env`` that fails or returns the wrong
-    kind of object, a ``policy_of`` that fails for some agent, and an env that
-    breaks the turn-taking protocol each raise TaskError naming the problem.
+    Returns each policy's spaces and the env's global state space (None without one).
+    A ``make_env`` that fails or returns the wrong kind of object, a ``policy_of``
+    that fails for some agent, a space that cannot be used (an action mask that does
+    not fit its action), and an env that breaks the turn-taking protocol each raise
+    TaskError naming the problem.
     """
     from hmarl.conformance import check_env
+    from hmarl.global_state import StateError, state_space_of
     from hmarl.task_env import make_task_env
 
     env = make_task_env(task, env_config)
     policies = task.policy_spaces(env)
+    try:
+        state_space = state_space_of(env)
+    except StateError as err:
+        raise TaskError(f"task {task.name}: {err}") from None
     try:
         check_env(env, seed=EVAL_SEED_BASE - 1, episodes=2, step_budget=2000)
     except AssertionError as err:
@@ -272,7 +306,7 @@ def preflight(task: Task, env_config: dict[str, Any]) -> dict[str, tuple[Any, An
         raise TaskError(
             f"task {task.name}: its env failed while checked: {type(err).__name__}: {err}"
         ) from None
-    return policies
+    return policies, state_space
 
 
 def _check_new_run_folder(out: Path) -> None:
@@ -340,11 +374,16 @@ def build_config(p: Plan) -> Any:
 
     cfg, task = p.cfg, p.task
     specs, flat_policies = module_specs(p)
+    central = tuple(policy for policy in p.policies if critic_of(p, policy) == "central")
     sampler = "batched" if use_batched_sampler(p) else "rllib"
-    register_env(env_name(task), TaskEnv(task))
+    register_env(env_name(task), TaskEnv(task, with_state=bool(central)))
     config = (
         HierarchicalPPOConfig()
-        .environment(env_name(task), env_config=p.env_config)
+        # RLlib's env checker (2.60.0: check_multiagent_environments, at every env
+        # runner's start) steps actions sampled without their action masks, so an env
+        # that refuses a masked action, as real systems do, fails it. hmarl's pre-flight
+        # has already checked the env, masks respected (see preflight).
+        .environment(env_name(task), env_config=p.env_config, disable_env_checking=True)
         .env_runners(
             num_env_runners=cfg.num_env_runners,
             num_envs_per_env_runner=cfg.num_envs_per_env_runner
@@ -369,7 +408,8 @@ def build_config(p: Plan) -> Any:
             policies=set(p.policies),
             policy_mapping_fn=PolicyMapping(task),
             algorithm_config_overrides_per_module={
-                policy: PPOConfig.overrides(**settings) for policy, settings in task.ppo.items()
+                policy: PPOConfig.overrides(**{k: v for k, v in settings.items() if k != "critic"})
+                for policy, settings in task.ppo.items()
             },
         )
         .callbacks(on_episode_end=EpisodeMetrics(task.metrics, task.policy_of))
@@ -381,6 +421,7 @@ def build_config(p: Plan) -> Any:
             task=task,
             sampler=sampler,
             flatten_policies=tuple(flat_policies),
+            central_policies=central,
             run_folder=str(p.out.resolve()),
         )
     )
@@ -411,26 +452,53 @@ def module_specs(p: Plan) -> tuple[dict[str, Any], set[str]]:
 
     A policy gets the task's module unless ``--modules default``; otherwise RLlib's
     default MLPs, which need Dict and Tuple observations flattened (RLlib's own
-    ``FlattenObservations`` connector, for just those agents).
+    ``FlattenObservations`` connector, for just those agents). A centralised critic
+    gets the state's space in its ``model_config`` (RLlib's default module becomes
+    :class:`~hmarl.central_critic.CentralCriticModule`), and a policy whose
+    observations carry an action mask gets its module wrapped in
+    :class:`~hmarl.masked_module.MaskedModule` (which flattens for RLlib's MLPs itself).
     """
-    import gymnasium as gym
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+        DefaultPPOTorchRLModule,
+    )
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from hmarl.action_masks import observation_key
+    from hmarl.central_critic import CentralCriticModule
+    from hmarl.flat_observations import is_flat
+    from hmarl.global_state import STATE_SPACE_KEY
+    from hmarl.masked_module import MaskedModule, qualname
 
     cfg = p.cfg
     declared = p.task.module_specs() if cfg.modules == "task" else {}
     specs, flat_policies = {}, set()
     for policy, (obs_space, _) in p.policies.items():
+        central = critic_of(p, policy) == "central"
+        mask = observation_key(obs_space)
         spec = declared.get(policy)
         if spec is None:
-            hidden = cfg.hidden_sizes or [64, 64]
-            spec = RLModuleSpec(model_config=DefaultModelConfig(fcnet_hiddens=hidden))
-            flat = isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1
-            if not flat:
+            config = DefaultModelConfig(fcnet_hiddens=cfg.hidden_sizes or [64, 64])
+            spec = RLModuleSpec(model_config=config)
+            if central:
+                spec = RLModuleSpec(
+                    module_class=CentralCriticModule, model_config=dataclasses.asdict(config)
+                )
+            if mask is None and not is_flat(obs_space):
                 flat_policies.add(policy)
         elif cfg.hidden_sizes is not None:
             spec = dataclasses.replace(
                 spec, model_config={**(spec.model_config or {}), "hidden_sizes": cfg.hidden_sizes}
+            )
+        if central:
+            config = {**(spec.model_config or {}), STATE_SPACE_KEY: p.state_space}
+            spec = dataclasses.replace(spec, model_config=config)
+        if mask is not None:
+            inner = spec.model_config
+            inner = dataclasses.asdict(inner) if dataclasses.is_dataclass(inner) else inner
+            module = qualname(spec.module_class or DefaultPPOTorchRLModule)
+            spec = RLModuleSpec(
+                module_class=MaskedModule, model_config={"module": module, "model_config": inner}
             )
         specs[policy] = spec
     return specs, flat_policies
@@ -559,7 +627,7 @@ def _start_ray_checking_env(p: Plan, new_folder: bool) -> None:
     if p.policies is not None:
         return
     try:
-        p.policies = preflight(p.task, p.env_config)
+        check_env_of(p)
     except ValueError:
         ray.shutdown()
         if new_folder:
