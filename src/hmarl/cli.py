@@ -331,6 +331,7 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         "checkpoint_every": args.checkpoint_every,
         "keep_checkpoints": args.keep_checkpoints,
         "modules": args.modules,
+        "critic": args.critic,
         "schedule_timeout": args.schedule_timeout,
         "discounting": args.discounting,
         "sampler": args.sampler,
@@ -503,6 +504,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--modules",
         choices=("task", "default"),
         help="task: the task's RL modules (default); default: RLlib's MLPs",
+    )
+    p.add_argument(
+        "--critic",
+        choices=("local", "central"),
+        help="central: every policy's value also reads the env's global state (MAPPO); "
+        "default: each policy's own (the task's, else local)",
     )
     p.add_argument(
         "--schedule-timeout",
