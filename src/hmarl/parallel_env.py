@@ -18,6 +18,8 @@ which changes nothing the env says and fills in what RLlib's episodes need:
   closed, and a PettingZoo env owes an ended agent nothing.
 - **Spaces asked once.** ``observation_space(agent)`` and ``action_space(agent)`` are
   read at construction, so every call hands out the same objects.
+- **Frames.** ``render_mode`` set after construction (``hmarl watch`` sets
+  ``"rgb_array"``) reaches the innermost env, which draws.
 - **State.** ``state()`` and ``state_space`` (PettingZoo's names) are passed through
   when the env has them: a centralised critic reads them (:mod:`hmarl.global_state`).
 
@@ -96,8 +98,15 @@ class ParallelEnvAdapter(MultiAgentEnv):
 
     @render_mode.setter
     def render_mode(self, value: str | None) -> None:
-        if hasattr(self, "env"):
-            self.env.render_mode = value
+        if not hasattr(self, "env"):
+            return
+        # PettingZoo fixes render_mode at construction; `hmarl watch` sets it after. The
+        # env that draws is the innermost one (aec_to_parallel and PettingZoo's own
+        # wrappers read it there), so it is set on every layer.
+        self.env.render_mode = value
+        unwrapped = getattr(self.env, "unwrapped", self.env)
+        if unwrapped is not self.env:
+            unwrapped.render_mode = value
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple:
         obs, infos = self.env.reset(seed=seed, options=options)

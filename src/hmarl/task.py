@@ -95,6 +95,7 @@ PPO_SETTINGS = frozenset(
         "minibatch_size",
         "clip_param",
         "vf_loss_coeff",
+        "vf_clip_param",
         "critic",
     }
 )

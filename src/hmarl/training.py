@@ -92,6 +92,9 @@ class TrainConfig:
     """GAE lambda."""
     entropy_coeff: float = 0.003
     """Entropy bonus."""
+    vf_clip_param: float = 10.0
+    """RLlib's clamp on each row's squared value error (its default): the value's gradient
+    is zero wherever the error exceeds its square root. Raise it for returns of tens."""
     hidden_sizes: list[int] | None = None
     """Hidden layer sizes of every policy's networks (None: each module's own default)."""
     modules: Literal["task", "default"] = "task"
@@ -142,6 +145,7 @@ class TrainConfig:
         _require(
             self.entropy_coeff >= 0, "entropy_coeff", "must not be negative", self.entropy_coeff
         )
+        _require(self.vf_clip_param > 0, "vf_clip_param", "must be positive", self.vf_clip_param)
         if self.hidden_sizes is not None:
             _require(
                 len(self.hidden_sizes) > 0 and min(self.hidden_sizes) >= 1,
@@ -399,6 +403,7 @@ def build_config(p: Plan) -> Any:
             gamma=cfg.gamma,
             lambda_=cfg.lambda_,
             entropy_coeff=cfg.entropy_coeff,
+            vf_clip_param=cfg.vf_clip_param,
             train_batch_size_per_learner=cfg.train_batch_size,
             minibatch_size=cfg.minibatch_size,
             num_epochs=cfg.num_epochs,
