@@ -132,13 +132,15 @@ def decision_rows(
     if not smdp:
         return returns, discounts
     stamps = [info.get(STAMP) if isinstance(info, dict) else None for info in infos]
-    for t in range(rows):
+    # The last row is the bootstrap row (RLlib's AddOneTsToEpisodesAndTruncate repeats
+    # the last observation): its discount multiplies nothing.
+    for t in range(rows - 1):
         if stamps[t] is None or t + 1 >= len(stamps) or stamps[t + 1] is None:
             continue
         steps = stamps[t + 1] - stamps[t]
-        if steps < 1:  # the bootstrap row repeats the last observation
-            continue
         discounts[t] = gamma**steps
+        if steps == 0:  # a decision that took no world time: its rewards, undiscounted
+            continue
         within = infos[t + 1].get(OPTION_REWARDS)
         if within is not None and len(within) == steps:
             returns[t] = float(np.dot(within, gamma ** np.arange(steps)))

@@ -99,8 +99,8 @@ class HierarchicalPPOConfig(PPOConfig):
         if sampler is not None:
             if sampler not in ("batched", "rllib"):
                 raise ValueError(f"sampler must be 'batched' or 'rllib', got {sampler!r}")
-            from hmarl.faults import StockEnvRunner
             from hmarl.sampler import BatchedEnvRunner
+            from hmarl.stock_runner import StockEnvRunner
 
             runner = BatchedEnvRunner if sampler == "batched" else StockEnvRunner
             self.env_runners(env_runner_cls=runner)

@@ -46,6 +46,8 @@ class BatchedStep(Protocol):
     """Last-info values, per group and key, of the agents that ended on this step."""
     over: np.ndarray
     """(B,) envs whose episode ended on this step."""
+    # Optional: ``elapsed``, (B,) whole numbers, the world time the step took in each env
+    # (0 for a step in which only high levels chose; see hmarl.task_env). 1s if absent.
 
 
 class BatchedEnv(Protocol):
@@ -70,8 +72,15 @@ class BatchedEnv(Protocol):
 
     def due(self, group: str) -> np.ndarray: ...
 
-    def step(self, actions: Mapping[str, np.ndarray]) -> BatchedStep:
-        """Advance every env one step; ``actions[group]`` is (B, N), read where due."""
+    def step(
+        self, actions: Mapping[str, np.ndarray], where: np.ndarray | None = None
+    ) -> BatchedStep:
+        """Advance every env one step; ``actions[group]`` is (B, N), read where due.
+
+        With ``where`` (B,) bools, only those envs advance; the others stand still, their
+        rewards 0 and their flags false (the goal wrapper, :mod:`hmarl.goals`, pauses
+        envs whose high levels are choosing). Envs that never run under it may ignore it.
+        """
         ...
 
 
@@ -89,3 +98,11 @@ def agent_groups(env: BatchedEnv) -> dict[str, tuple[str, int]]:
         for group, agents in env.groups.items()
         for index, agent in enumerate(agents)
     }
+
+
+def world_time(step: Any, num_envs: int) -> np.ndarray:
+    """(B,) the world time a batched step took in each env: its ``elapsed``, else 1s."""
+    elapsed = getattr(step, "elapsed", None)
+    if elapsed is None:
+        return np.ones(num_envs, dtype=np.int64)
+    return np.asarray(elapsed, dtype=np.int64)

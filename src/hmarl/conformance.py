@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hmarl.action_masks import MASK_KEY, mask_problem, observation_key, random_legal_actions
-from hmarl.batched_env import agent_groups
+from hmarl.batched_env import agent_groups, world_time
 from hmarl.global_state import check_state, state_space_of
 
 if TYPE_CHECKING:
@@ -294,9 +294,10 @@ def check_batched_env(
     Asserts at every step, for every env: the same agents due, the same observations
     of due and ending agents, the same rewards, the same terminated and truncated
     agents with the same last infos, the same end of the episode, and the same global
-    state while it runs (when the env has one). Returns the number of steps compared.
+    state while it runs (when the env has one), and the same world time per step
+    (:mod:`hmarl.task_env`). Returns the number of steps compared.
     """
-    from hmarl.task_env import make_task_env
+    from hmarl.task_env import elapsed_of, make_task_env
 
     batched = task.make_batched_env(dict(env_config), len(seeds))
     batched.reset([int(s) for s in seeds])
@@ -363,6 +364,8 @@ def check_batched_env(
             ending = {a for a in obs if terminateds.get(a) or truncateds.get(a)}
             all_over = bool(terminateds.get("__all__") or truncateds.get("__all__"))
             assert bool(step.over[b]) == all_over, f"{where}: over {bool(step.over[b])}"
+            took = int(world_time(step, len(seeds))[b])
+            assert took == elapsed_of(infos), f"{where}: elapsed {took} != {elapsed_of(infos)}"
             _same_obs(batched, index, b, obs, set(obs), where)
             if with_state and not all_over:
                 _same_state(batched, envs[b], b, where)

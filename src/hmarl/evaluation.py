@@ -202,8 +202,10 @@ class EnvRun:
         self._early: dict[str, float] = {}
 
     def step(self, actions: dict[str, Any]) -> None:
+        from hmarl.task_env import elapsed_of
+
         obs, rewards, terminateds, truncateds, infos = self.env.step(actions)
-        self.steps += 1
+        self.steps += elapsed_of(infos)
         for agent in obs:
             if agent not in self.returns:
                 self.returns[agent] = self._early.pop(agent, 0.0)
@@ -227,7 +229,7 @@ class Episode:
     infos: dict[str, Any]
     """Last info per agent id."""
     steps: int
-    """Environment steps."""
+    """Environment steps of world time (a decision that takes none counts 0)."""
 
 
 def play_episode(

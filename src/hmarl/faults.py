@@ -19,8 +19,6 @@ from __future__ import annotations
 import logging
 from typing import Any, TypeVar
 
-from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
-
 from hmarl.task_env import EnvFault
 
 E = TypeVar("E", bound=BaseException)
@@ -117,18 +115,3 @@ class RecoversFromEnvFaults:
                 return super().apply(_raise(err))
             self.make_env()
             raise EnvFault(str(fault)) from None
-
-
-class StockEnvRunner(RecoversFromEnvFaults, MultiAgentEnvRunner):
-    """RLlib's own multi-agent env runner, recovering from env faults (see above)."""
-
-    def reseed(self, *salt: int) -> None:
-        """New episodes from the next sample on (see :mod:`hmarl.seeding`).
-
-        RLlib 2.60's runner seeds its envs with ``self._seed`` at the reset that
-        ``_needs_initial_reset`` asks for (``MultiAgentEnvRunner._reset_envs``).
-        """
-        from hmarl.seeding import draw_seeds, reseeded
-
-        (self._seed,) = draw_seeds(reseeded(self.config.seed, self.worker_index, *salt), 1)
-        self._needs_initial_reset = True

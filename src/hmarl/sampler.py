@@ -27,7 +27,6 @@ ones after a resume or a restart, never an evaluation seed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +54,7 @@ from ray.rllib.utils.metrics import (
 )
 
 from hmarl.advantages import DISCOUNTS
-from hmarl.batched_env import BatchedEnv, select
+from hmarl.batched_env import BatchedEnv, select, world_time
 from hmarl.evaluation import group_policies
 from hmarl.faults import RecoversFromEnvFaults
 from hmarl.flat_observations import flat_space, flatten
@@ -149,24 +148,25 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
             self._reset(None)
             self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
             self._needs_reset = False
-        steps = math.ceil(
-            (num_timesteps or self.config.get_rollout_fragment_length() * self.num_envs)
-            / self.num_envs
-        )
+        target = num_timesteps or self.config.get_rollout_fragment_length() * self.num_envs
         rows = {group: _Rows() for group in self.env.groups}
-        for step in range(steps):
+        step = world_steps = 0
+        while world_steps < target:
             actions = {group: self._act(group, step, rows[group]) for group in self.env.groups}
             result = self._step(actions)
+            elapsed = world_time(result, self.num_envs)
             for group in self.env.groups:
-                self._after_step(group, step, result, rows[group])
-            self._episode_steps += 1
+                self._after_step(group, step, result, elapsed, rows[group])
+            self._episode_steps += elapsed
+            world_steps += int(elapsed.sum())
+            step += 1
             if result.over.any():
                 self._log_episodes(result.over)
                 self._reset(result.over)
                 self._episode_steps[result.over] = 0
         for group in self.env.groups:
-            self._close_sequences(group, steps, rows[group])
-        self._log_steps(steps)
+            self._close_sequences(group, step, rows[group])
+        self._log_steps(world_steps)
         batches = {
             policy: _assemble([rows[g] for g, p in self.policies.items() if p == policy])
             for policy in dict.fromkeys(self.policies.values())
@@ -239,13 +239,14 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         self._log_module_steps(policy, int(due.sum()))
         return actions
 
-    def _after_step(self, group: str, step: int, result: Any, rows: _Rows) -> None:
+    def _after_step(
+        self, group: str, step: int, result: Any, elapsed: np.ndarray, rows: _Rows
+    ) -> None:
         state = self._state[group]
         rewards = result.rewards[group]
         # Each policy's own gamma (RLlib's per-module overrides; the run's by default).
-        state.collect(
-            rewards, self.config.get_config_for_module(self.policies[group]).gamma, self.smdp
-        )
+        gamma = self.config.get_config_for_module(self.policies[group]).gamma
+        state.collect(rewards, gamma, self.smdp, elapsed)
         ended = result.terminated[group] | result.truncated[group]
         if not ended.any():
             return
@@ -303,8 +304,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
 
     # -- metrics -----------------------------------------------------------------------
 
-    def _log_steps(self, steps: int) -> None:
-        env_steps = steps * self.num_envs
+    def _log_steps(self, env_steps: int) -> None:
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
         self.metrics.log_value(
             NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True
@@ -391,6 +391,10 @@ class _Slots:
         """Agents with decision rows in this sample not yet followed by a bootstrap row."""
         self.ret = np.zeros(shape)
         self.discount = np.ones(shape)
+        """Each decision's discount so far: gamma per world step since it started."""
+        self.last_discount = np.ones(shape)
+        """The discount its last world step's reward got (a zero-time step's rewards count
+        with that step's, as hmarl.task_env counts them)."""
         self.episode_return = np.zeros(shape)
         self.columns: dict[str, Any] | None = None
 
@@ -417,16 +421,22 @@ class _Slots:
         self.pending |= due
         self.ret[due] = 0.0
         self.discount[due] = 1.0
+        self.last_discount[due] = 1.0
 
-    def collect(self, rewards: np.ndarray, gamma: float, smdp: bool) -> None:
-        """A step's rewards: each counted at its own step within the decision (smdp)."""
+    def collect(self, rewards: np.ndarray, gamma: float, smdp: bool, elapsed: np.ndarray) -> None:
+        """A step's rewards: each counted at its own world step within the decision (smdp);
+        ``elapsed`` (B,) is the world time the step took in each env."""
         self.episode_return += rewards
-        if smdp:
-            self.ret += np.where(self.pending, self.discount * rewards, 0.0)
-            self.discount = np.where(self.pending, self.discount * gamma, self.discount)
-        else:
+        if not smdp:
             self.ret += np.where(self.pending, rewards, 0.0)
             self.discount = np.where(self.pending, gamma, self.discount)
+            return
+        moved = self.pending & (elapsed[:, None] > 0)
+        # A reward at the end of k world steps is discounted by the first k - 1 of them.
+        ahead = np.where(moved, self.discount * gamma ** (elapsed[:, None] - 1.0), 0.0)
+        self.last_discount = np.where(moved, ahead, self.last_discount)
+        self.ret += np.where(self.pending, self.last_discount * rewards, 0.0)
+        self.discount = np.where(moved, self.discount * gamma ** elapsed[:, None], self.discount)
 
     def complete(
         self,

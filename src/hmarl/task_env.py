@@ -24,6 +24,14 @@ says but adds to the info of every observation:
   end up flagged terminated *and* truncated, and RLlib's GAE, which lets
   terminated win, drops their bootstrap value. hmarl's advantages read this stamp.
 
+**World time.** An env may say how much world time a step took: ``elapsed`` in
+``infos["__common__"]`` (:data:`ELAPSED`), a whole number, 1 when absent. A step in
+which only high levels choose (a decision that takes no time, as the goal wrapper of
+:mod:`hmarl.goals` makes them) says 0. The stamps count world time, so such a step
+discounts no one; its rewards count with the most recent world step's (with the next
+one's if none has passed since the agent acted); and RLlib's env-step counters count
+world time too (see :class:`hmarl.stock_runner.StockEnvRunner`).
+
 Faults: an exception from the env's ``reset`` or ``step`` is raised again as an
 :class:`EnvFault` that names the task, the env step, the agents that acted and the
 original error, so the one line a user reads says where it happened.
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from hmarl.global_state import STATE_INFO
@@ -42,6 +51,21 @@ from hmarl.task import Task, TaskError
 STAMP = "hmarl_t"
 OPTION_REWARDS = "hmarl_option_rewards"
 END = "hmarl_end"
+COMMON = "__common__"
+"""RLlib's info key for what concerns no agent in particular."""
+ELAPSED = "elapsed"
+"""``infos["__common__"]["elapsed"]``: the world time a step took (1 when absent)."""
+
+
+def elapsed_of(infos: dict) -> int:
+    """The world time a step took, as its infos say (see the module docstring)."""
+    elapsed = (infos.get(COMMON) or {}).get(ELAPSED, 1)
+    if isinstance(elapsed, bool) or not isinstance(elapsed, int | np.integer) or elapsed < 0:
+        raise ValueError(
+            f"infos['{COMMON}']['{ELAPSED}'] must be a whole number of steps, 0 or more; "
+            f"got {elapsed!r}"
+        )
+    return int(elapsed)
 
 
 class EnvFault(RuntimeError):
@@ -101,8 +125,14 @@ class StampedEnv(MultiAgentEnv):
         self.action_spaces = getattr(env, "action_spaces", None)
         self.metadata = getattr(env, "metadata", {})
         self.t = 0
+        """World time: env steps, less those that took none (see the module)."""
+        self.last_elapsed = 1
+        """The world time the last step took."""
         self._waiting: dict[str, list[float]] = {}
-        """Agents inside a decision: the rewards of its env steps so far."""
+        """Agents inside a decision: the rewards of each world step of it so far."""
+        self._early: dict[str, float] = {}
+        """Rewards of agents inside a decision from steps that took no time before its first
+        world step (they count with that step's)."""
 
     @property
     def agents(self) -> list[str]:
@@ -127,7 +157,7 @@ class StampedEnv(MultiAgentEnv):
                 f"task {self.task_name}: reset failed: {type(err).__name__}: {err}"
             ) from err
         self.t = 0
-        self._waiting = {}
+        self._waiting, self._early = {}, {}
         return obs, self._stamped(obs, infos, {}, {})
 
     def step(self, actions: dict[str, Any]) -> tuple:
@@ -139,11 +169,23 @@ class StampedEnv(MultiAgentEnv):
                 f"task {self.task_name}: step {self.t + 1} failed (acting: {acting}): "
                 f"{type(err).__name__}: {err}"
             ) from err
-        self.t += 1
+        try:
+            elapsed = elapsed_of(infos)
+        except ValueError as err:
+            raise EnvFault(f"task {self.task_name}: step {self.t + 1}: {err}") from None
+        self.t += elapsed
+        self.last_elapsed = elapsed
         for agent in actions:
             self._waiting.setdefault(agent, [])
         for agent, waited in self._waiting.items():
-            waited.append(float(rewards.get(agent, 0.0)))
+            reward = float(rewards.get(agent, 0.0))
+            if elapsed:
+                early = self._early.pop(agent, 0.0)
+                waited.extend([*[0.0] * (elapsed - 1), reward + early])
+            elif waited:
+                waited[-1] += reward
+            else:
+                self._early[agent] = self._early.get(agent, 0.0) + reward
         stamped = self._stamped(obs, infos, terminateds, truncateds)
         return obs, rewards, terminateds, truncateds, stamped
 
@@ -161,6 +203,7 @@ class StampedEnv(MultiAgentEnv):
             elif terminateds.get("__all__"):
                 info[END] = "terminated"
             waited = self._waiting.pop(agent, None)
+            self._early.pop(agent, None)  # came with no world step: RLlib's sum has it
             if waited is not None and len(waited) > 1 and any(waited[:-1]):
                 info[OPTION_REWARDS] = waited
             stamped[agent] = info
