@@ -184,37 +184,41 @@ def flat_id(agent: str) -> str:
     return agent.removesuffix(HIGH) if agent.endswith(HIGH) else agent.removesuffix(LOW)
 
 
-def hierarchical(flat: Task, goals: Goals, name: str | None = None, description: str = "") -> Task:
+def hierarchical(flat: Task, goals: Goals | Callable[[Any], Goals], **fields: Any) -> Task:
     """A task whose env is ``flat``'s with a high and a low level per agent (see the module).
 
-    The levels' policies are the flat agent's, suffixed ``_high`` and ``_low``; the task
+    ``goals`` is a :class:`Goals`, or a function of the task's config (its ``config``
+    dataclass, or the plain dict) returning one, for goals that depend on the settings.
+    The levels' policies are the flat agent's, suffixed ``_high`` and ``_low``. The task
     keeps the flat task's config (its settings and flags) and, when the flat task has a
-    batched env, gets :class:`BatchedGoalEnv` over it.
+    batched env, gets :class:`~hmarl.goal_env.BatchedGoalEnv` over it. ``fields`` are any
+    other :class:`~hmarl.task.Task` fields (``name`` defaults to ``<flat>_hierarchical``;
+    ``metrics``, ``baselines``, ``modules``, ``ppo``, ``score``, ...).
     """
+
+    def goals_for(env_config: dict[str, Any]) -> Goals:
+        return goals if isinstance(goals, Goals) else goals(flat.env_config(env_config))
 
     def make_env(env_config: dict[str, Any]) -> Any:
         from hmarl.goal_env import GoalEnv
         from hmarl.task_env import make_task_env
 
-        return GoalEnv(make_task_env(flat, env_config), goals)
+        return GoalEnv(make_task_env(flat, env_config), goals_for(env_config))
 
     def policy_of(agent: str) -> str:
         suffix = HIGH if agent.endswith(HIGH) else LOW
         return flat.policy_id(flat_id(agent)) + suffix
 
-    batched = None
-    if flat.make_batched_env is not None:
+    def make_batched_env(env_config: dict[str, Any], num_envs: int) -> Any:
+        from hmarl.goal_env import BatchedGoalEnv
 
-        def batched(env_config: dict[str, Any], num_envs: int) -> Any:
-            from hmarl.goal_env import BatchedGoalEnv
+        flat_env = flat.make_batched_env(env_config, num_envs)
+        return BatchedGoalEnv(flat_env, goals_for(env_config))
 
-            return BatchedGoalEnv(flat.make_batched_env(env_config, num_envs), goals)
-
-    return Task(
-        name=name or f"{flat.name}_hierarchical",
-        make_env=make_env,
-        policy_of=policy_of,
-        description=description or f"{flat.name} with a high and a low level per agent",
-        config=flat.config,
-        make_batched_env=batched,
-    )
+    defaults = {
+        "name": f"{flat.name}_hierarchical",
+        "description": f"{flat.name} with a high and a low level per agent",
+        "config": flat.config,
+        "make_batched_env": make_batched_env if flat.make_batched_env is not None else None,
+    }
+    return Task(make_env=make_env, policy_of=policy_of, **{**defaults, **fields})
