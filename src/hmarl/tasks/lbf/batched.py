@@ -79,10 +79,11 @@ class BatchedForaging(PackageBatchedEnv):
             if env.max_food_level is not None
             else np.array([sum(player_levels[:3])] * env.max_num_food),
         )
+        env.current_step = 0
         self.load_state(row, env)
 
     def load_state(self, row: int, env: ForagingEnv) -> None:
-        """Copy the state of a package env into ``row`` (positions, levels, food)."""
+        """Copy the state of a package env into ``row``: players, food, its clock."""
         self.positions[row] = [player.position for player in env.players]
         self.levels[row] = [player.level for player in env.players]
         rows, cols = np.nonzero(env.field)
@@ -92,6 +93,7 @@ class BatchedForaging(PackageBatchedEnv):
         self.food_positions[row, :count] = np.stack([rows, cols], axis=1)
         self.food_levels[row, :count] = env.field[rows, cols]
         self.food_spawned[row] = env._food_spawned
+        self.steps[row] = env.current_step
         self._started[row] = True
 
     # -- the step ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hmarl.task import Metric, Task
+from hmarl.task import Metric, Policy, PolicyContext, Task
 from hmarl.tasks.lbf.config import LBFConfig
 from hmarl.tasks.packaged.agents import SHARED_POLICY, policy_of
 
@@ -25,12 +25,19 @@ def make_batched_env(env_config: dict[str, Any], num_envs: int) -> Any:
     return BatchedForaging(LBFConfig.from_dict(dict(env_config)), num_envs)
 
 
+def together(context: PolicyContext) -> Policy:
+    from hmarl.tasks.lbf.baselines import TogetherPolicy
+
+    return TogetherPolicy(context)
+
+
 TASK = Task(
     name="lbf",
     description="Level-Based Foraging (lbforaging 2.0.0), flat, one shared policy",
     make_env=make_env,
     policy_of=policy_of,
     config=LBFConfig,
+    baselines={"together": together},
     metrics=(
         Metric(
             "return",

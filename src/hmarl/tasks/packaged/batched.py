@@ -68,6 +68,10 @@ class PackageBatchedEnv:
         """Reset the helper env with ``seed`` (through the package's code) into ``row``."""
         raise NotImplementedError
 
+    def load_state(self, row: int, env: gym.Env) -> None:
+        """Copy a package env's state (its clock included) into ``row``."""
+        raise NotImplementedError
+
     def advance(
         self, actions: np.ndarray, live: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,10 +92,17 @@ class PackageBatchedEnv:
             raise ValueError(f"{len(rows)} envs to reset but {len(seeds)} seeds")
         for row, seed in zip(rows, seeds, strict=True):
             self.load(int(row), int(seed))
-        self.steps[rows] = 0
         self.over[rows] = False
         self.episode_return[rows] = 0.0
         self._due[rows] = True
+        self._obs = self.observe()
+
+    def adopt(self, row: int, env: gym.Env) -> None:
+        """Take over a package env's episode as it stands (the lockstep tests' start)."""
+        self.load_state(row, env)
+        self.over[row] = False
+        self.episode_return[row] = 0.0
+        self._due[row] = True
         self._obs = self.observe()
 
     def due(self, group: str) -> np.ndarray:
