@@ -126,7 +126,13 @@ def make_package_env(env_id: str, kind: type[gym.Env]) -> gym.Env:
             f"env_id {env_id!r} is registered with a Gymnasium time limit "
             f"({spec.max_episode_steps} steps); only the package's own limit is supported"
         )
-    env = gym.make(env_id, disable_env_checker=True).unwrapped
+    try:
+        env = gym.make(env_id, disable_env_checker=True).unwrapped
+    except Exception as err:  # the package's own checks, in its own words
+        package = spec.entry_point.split(".")[0] if isinstance(spec.entry_point, str) else "it"
+        raise ValueError(
+            f"env_id {env_id!r}: {package} could not make it: {type(err).__name__}: {err}"
+        ) from None
     if not isinstance(env, kind):
         raise ValueError(f"env_id {env_id!r} makes a {type(env).__name__}, not a {kind.__name__}")
     return env
