@@ -15,13 +15,13 @@ import pytest
 
 pytest.importorskip("lbforaging")
 
-from hmarl.conformance import check_batched_env, check_env  # noqa: E402
-from hmarl.task import PolicyContext  # noqa: E402
-from hmarl.tasks.lbf import TASK  # noqa: E402
-from hmarl.tasks.lbf.baselines import TogetherPolicy  # noqa: E402
-from hmarl.tasks.lbf.batched import BatchedForaging  # noqa: E402
-from hmarl.tasks.lbf.config import LBFConfig  # noqa: E402
-from hmarl.tasks.lbf.env import LBFEnv  # noqa: E402
+from hmarl.conformance import check_batched_env, check_env
+from hmarl.task import PolicyContext
+from hmarl.tasks.lbf import TASK
+from hmarl.tasks.lbf.baselines import TogetherPolicy
+from hmarl.tasks.lbf.batched import BatchedForaging
+from hmarl.tasks.lbf.config import LBFConfig
+from hmarl.tasks.lbf.env import LBFEnv
 
 
 def package_env(env_id: str):
@@ -79,9 +79,8 @@ def test_lockstep_with_the_package(env_id: str, num_envs: int, steps: int, event
     for t in range(steps):
         assert np.array_equal(batched.observations("agents"), np.stack(obs)), f"step {t}: obs"
         actions = driver.act("shared_policy", np.concatenate(obs)).reshape(num_envs, n)
-        actions = np.where(
-            rng.random(actions.shape) < 0.3, rng.integers(6, size=actions.shape), actions
-        )
+        noise = rng.integers(6, size=actions.shape)
+        actions = np.where(rng.random(actions.shape) < share, noise, actions)
         step = batched.step({"agents": actions})
         for row, env in enumerate(envs):
             where = f"{env_id} env {row}, step {t + 1}"
@@ -224,5 +223,7 @@ def test_unknown_and_unsupported_env_ids_are_refused() -> None:
         kwargs = {**gym.spec("Foraging-8x8-2p-2f-coop-v3").kwargs, "grid_observation": True}
         gym.register(grid, entry_point="lbforaging.foraging:ForagingEnv", kwargs=kwargs)
     # lbforaging 2.0.0 cannot build its own grid observation space: said in one line.
-    with pytest.raises(ValueError, match="lbforaging could not make it: ValueError: Box low.shape"):
+    with pytest.raises(
+        ValueError, match=r"lbforaging could not make it: ValueError: Box low\.shape"
+    ):
         BatchedForaging(LBFConfig(grid), 1)

@@ -27,6 +27,8 @@ package has them.
 
 from __future__ import annotations
 
+import copy
+
 import networkx as nx
 import numpy as np
 from rware.warehouse import Action, Direction, RewardType, Warehouse
@@ -83,7 +85,7 @@ class BatchedWarehouse(PackageBatchedEnv):
         self.shelf_grid = np.zeros((b, self.height, self.width), dtype=np.int64)
         """(B, H, W) shelf index + 1 in each cell, 0 for none (its shelf layer)."""
         self.generators: list[np.random.Generator | None] = [None] * b
-        """Each env's generator: the package env's, taken over after its reset."""
+        """Each env's generator: a copy of the package env's after its reset."""
         self.fallbacks = 0
         """Steps of one env resolved by networkx (ties in set order), for the curious."""
         self._range = int(package.sensor_range)
@@ -99,7 +101,7 @@ class BatchedWarehouse(PackageBatchedEnv):
 
     def load_state(self, row: int, env: Warehouse) -> None:
         """Copy a package env's state into ``row``: robots, shelves, requests, clocks, and
-        its generator (taken over: the package makes a new one at its next seeded reset)."""
+        a copy of its generator (which draws the requests after deliveries)."""
         agents = env.agents
         self.x[row] = [a.x for a in agents]
         self.y[row] = [a.y for a in agents]
@@ -114,7 +116,7 @@ class BatchedWarehouse(PackageBatchedEnv):
         self.requested[row, [s.id - 1 for s in env.request_queue]] = True
         self.inactive[row] = env._cur_inactive_steps
         self.steps[row] = env._cur_steps
-        self.generators[row] = env.np_random
+        self.generators[row] = copy.deepcopy(env.np_random)
         self._draw_grids(np.array([row]))
 
     def _draw_grids(self, rows: np.ndarray) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hmarl.task import Metric, Task
+from hmarl.task import Metric, Policy, PolicyContext, Task
 from hmarl.tasks.packaged.agents import SHARED_POLICY, policy_of
 from hmarl.tasks.rware.config import WarehouseConfig
 
@@ -25,12 +25,19 @@ def make_batched_env(env_config: dict[str, Any], num_envs: int) -> Any:
     return BatchedWarehouse(WarehouseConfig.from_dict(dict(env_config)), num_envs)
 
 
+def fetch(context: PolicyContext) -> Policy:
+    from hmarl.tasks.rware.baselines import FetchPolicy
+
+    return FetchPolicy(context)
+
+
 TASK = Task(
     name="rware",
     description="the multi-robot warehouse (rware 2.0.0), flat, one shared policy",
     make_env=make_env,
     policy_of=policy_of,
     config=WarehouseConfig,
+    baselines={"fetch": fetch},
     metrics=(
         Metric(
             "return",
