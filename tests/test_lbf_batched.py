@@ -15,13 +15,12 @@ import pytest
 
 pytest.importorskip("lbforaging")
 
-from hmarl.conformance import check_batched_env, check_env
+from hmarl.conformance import check_batched_env
 from hmarl.task import PolicyContext
 from hmarl.tasks.lbf import TASK
 from hmarl.tasks.lbf.baselines import TogetherPolicy
 from hmarl.tasks.lbf.batched import BatchedForaging
 from hmarl.tasks.lbf.config import LBFConfig
-from hmarl.tasks.lbf.env import LBFEnv
 
 
 def package_env(env_id: str):
@@ -199,18 +198,6 @@ def test_loading_needs_the_levels_together_and_splits_the_reward_by_level() -> N
 def test_the_batched_env_equals_the_task_env(env_id: str) -> None:
     steps = check_batched_env(TASK, {"env_id": env_id}, range(12), seed=3)
     assert steps == 50
-
-
-def test_the_env_keeps_the_protocol_and_truncates_at_the_time_limit() -> None:
-    env = LBFEnv({"env_id": "Foraging-8x8-2p-2f-coop-v3"})
-    check_env(env, seed=0, episodes=2)
-    env.reset(seed=0)
-    for _ in range(49):
-        *_, terminateds, truncateds, _ = env.step(dict.fromkeys(env.possible_agents, 0))
-    assert not truncateds["__all__"]
-    _, _, terminateds, truncateds, infos = env.step(dict.fromkeys(env.possible_agents, 0))
-    assert truncateds == {"agent_0": True, "agent_1": True, "__all__": True}
-    assert not terminateds["__all__"] and infos["agent_0"] == {"episode_return": 0.0}
 
 
 def test_unknown_and_unsupported_env_ids_are_refused() -> None:

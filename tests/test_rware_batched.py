@@ -19,7 +19,7 @@ pytest.importorskip("rware")
 
 from rware.warehouse import Direction
 
-from hmarl.conformance import check_batched_env, check_env
+from hmarl.conformance import check_batched_env
 from hmarl.task import PolicyContext
 from hmarl.tasks.rware import TASK
 from hmarl.tasks.rware.baselines import FetchPolicy
@@ -31,7 +31,6 @@ from hmarl.tasks.rware.batched import (
     resolve_with_networkx,
 )
 from hmarl.tasks.rware.config import WarehouseConfig
-from hmarl.tasks.rware.env import WarehouseEnv
 
 UP, DOWN, LEFT, RIGHT = (d.value for d in Direction)
 
@@ -287,18 +286,6 @@ def test_resets_start_as_the_package() -> None:
 def test_the_batched_env_equals_the_task_env() -> None:
     steps = check_batched_env(TASK, {"env_id": "rware-tiny-4ag-v2"}, range(2), seed=3)
     assert steps == 500
-
-
-def test_the_env_keeps_the_protocol_and_truncates_at_the_time_limit() -> None:
-    env = WarehouseEnv({"env_id": SHORT})
-    check_env(env, seed=0, episodes=2)
-    env.reset(seed=0)
-    for _ in range(24):
-        *_, truncateds, _ = env.step(dict.fromkeys(env.possible_agents, 0))
-        assert not truncateds["__all__"]
-    _, _, terminateds, truncateds, infos = env.step(dict.fromkeys(env.possible_agents, 0))
-    assert truncateds == {"agent_0": True, "agent_1": True, "__all__": True}
-    assert not terminateds["__all__"] and infos["agent_1"] == {"episode_return": 0.0}
 
 
 def test_unknown_and_unsupported_env_ids_are_refused() -> None:

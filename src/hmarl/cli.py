@@ -174,6 +174,9 @@ def cmd_tasks(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.task import TaskError
 
     for listing in available_tasks():
+        if listing.missing:
+            print(f"{listing.name:<16} {listing.origin:<16} (not installed: {listing.missing})")
+            continue
         try:
             description = find(listing.name).description or "-"
         except TaskError as err:

@@ -19,7 +19,7 @@ from lbforaging.foraging.environment import ForagingEnv
 
 from hmarl.tasks.lbf.config import LBFConfig
 from hmarl.tasks.packaged.batched import PackageBatchedEnv
-from hmarl.tasks.packaged.env import make_package_env
+from hmarl.tasks.packaged.package import make_package_env
 
 # Actions 0..5 = NONE, NORTH, SOUTH, WEST, EAST, LOAD (lbforaging's Action), as moves.
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]])

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from rware.warehouse import Warehouse
 
 from hmarl.task import PolicyContext
 from hmarl.tasks.rware.batched import (
@@ -44,7 +45,6 @@ from hmarl.tasks.rware.batched import (
     BatchedWarehouse,
 )
 from hmarl.tasks.rware.config import WarehouseConfig
-from hmarl.tasks.rware.env import WarehouseEnv
 
 FAR = 1 << 20
 """A distance longer than any path."""
@@ -70,15 +70,20 @@ class FetchPolicy:
         self._env: Any = None
         self._copies: BatchedWarehouse | None = None
 
-    def bind(self, env: BatchedWarehouse | WarehouseEnv | Sequence[WarehouseEnv]) -> None:
-        """Act in ``env`` from now on: the batched env, a task env, or task envs in lockstep."""
-        envs = [env] if isinstance(env, WarehouseEnv) else env
-        if not isinstance(envs, BatchedWarehouse):
-            envs = list(envs)
-            if not all(isinstance(e, WarehouseEnv) for e in envs):
-                raise TypeError(f"the fetch baseline cannot read the state of {env!r}")
-            self._copies = BatchedWarehouse(self.config, len(envs))
+    def bind(self, env: Any) -> None:
+        """Act in ``env`` from now on: the batched env, a task env, or task envs in lockstep.
+
+        A task env is anything with the package's env as ``package`` (its state is
+        copied into arrays at every step).
+        """
+        if isinstance(env, BatchedWarehouse):
+            self._env = env
+            return
+        envs = list(env) if isinstance(env, Sequence) else [env]
+        if not all(isinstance(getattr(e, "package", None), Warehouse) for e in envs):
+            raise TypeError(f"the fetch baseline cannot read the warehouse's state from {env!r}")
         self._env = envs
+        self._copies = BatchedWarehouse(self.config, len(envs))
 
     def act(self, policy_id: str, obs: Any) -> np.ndarray:
         if self._env is None:

@@ -34,7 +34,7 @@ import numpy as np
 from rware.warehouse import Action, Direction, RewardType, Warehouse
 
 from hmarl.tasks.packaged.batched import PackageBatchedEnv
-from hmarl.tasks.packaged.env import make_package_env
+from hmarl.tasks.packaged.package import make_package_env
 from hmarl.tasks.rware.config import WarehouseConfig
 
 NOOP, FORWARD, LEFT, RIGHT, TOGGLE_LOAD = (a.value for a in Action)
