@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from hmarl import cli, registry
@@ -54,16 +55,17 @@ def test_without_the_extra_the_tasks_say_how_to_install_it(without_the_extra, ca
 
 
 def test_the_packages_import_without_a_display() -> None:
-    """lbforaging and rware draw with pyglet, which wants a display: the tasks' envs,
-    batched envs and baselines import no pyglet, and the batched envs no Ray."""
+    """lbforaging and rware draw with pyglet, which wants a display: the packages, the
+    batched envs and the baselines import no pyglet (and no Ray: batched evaluation
+    needs none). The RLlib adapters add only RLlib to them."""
     pytest.importorskip("lbforaging")
     code = (
         "import sys\n"
         "import hmarl.tasks.lbf.batched, hmarl.tasks.rware.batched\n"
         "import hmarl.tasks.lbf.baselines, hmarl.tasks.rware.baselines\n"
-        "assert 'ray' not in sys.modules, 'ray imported'\n"
-        "import hmarl.tasks.lbf.env, hmarl.tasks.rware.env\n"
+        "assert 'lbforaging' in sys.modules and 'rware' in sys.modules\n"
         "assert 'pyglet' not in sys.modules, 'pyglet imported'\n"
+        "assert 'ray' not in sys.modules, 'ray imported'\n"
     )
     env = {"PATH": "", "PYTHONPATH": os.pathsep.join(sys.path)}  # and no DISPLAY
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -129,3 +131,22 @@ def test_the_tasks_declare_one_shared_policy_and_the_return_metric() -> None:
             task.env_config({"num_robots": 2})
         with pytest.raises(TaskError, match="not a registered"):
             task.env_config({"env_id": "nonsense-v0"})
+
+
+@pytest.mark.parametrize(("task", "env_id", "limit"), TASKS, ids=[t[0] for t in TASKS])
+def test_a_gif_of_the_baseline_without_a_display(task, env_id, limit, tmp_path) -> None:
+    """`hmarl watch` without a screen: frames drawn by the task's own renderer (the
+    packages' need pyglet and a display), of the task's hand-written baseline."""
+    import imageio.v3 as iio
+
+    from hmarl.evaluation import baseline_policies
+    from hmarl.recording import record
+
+    task, config = make(task, env_id)
+    name = next(iter(task.baselines))
+    policy = baseline_policies(task, config, seed=0)[name]
+    written = record(task, config, policy, [0], tmp_path / "episode.gif", max_frames=4)
+    frames = iio.imread(tmp_path / "episode.gif")
+    assert written == 4 and len(frames) >= 2  # (a GIF may merge frames that do not change)
+    assert frames.shape[-1] == 3 and frames.shape[1] % 16 == 0
+    assert len(np.unique(frames[-1].reshape(-1, 3), axis=0)) > 8  # a picture, not a blank
