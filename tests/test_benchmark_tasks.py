@@ -147,6 +147,6 @@ def test_a_gif_of_the_baseline_without_a_display(task, env_id, limit, tmp_path) 
     policy = baseline_policies(task, config, seed=0)[name]
     written = record(task, config, policy, [0], tmp_path / "episode.gif", max_frames=4)
     frames = iio.imread(tmp_path / "episode.gif")
-    assert written == 4 and len(frames) >= 2  # (a GIF may merge frames that do not change)
+    assert 2 <= written <= 4 and len(frames) == written
     assert frames.shape[-1] == 3 and frames.shape[1] % 16 == 0
     assert len(np.unique(frames[-1].reshape(-1, 3), axis=0)) > 8  # a picture, not a blank
