@@ -55,6 +55,8 @@ class BatchedForaging(PackageBatchedEnv):
         # Observers see themselves first, then the others in index order.
         self._self_first = np.array([[i, *(j for j in range(n) if j != i)] for i in range(n)])
         self._level_width = 3 if package._observe_agent_levels else 2
+        self._whole_field = self.sight >= max(package.field_size) - 1
+        self._rows = np.arange(b)[:, None]
 
     # -- resets -------------------------------------------------------------------------
 
@@ -162,6 +164,8 @@ class BatchedForaging(PackageBatchedEnv):
         field's edge (with the whole field in sight, absolute positions). Unused slots
         are (-1, -1, 0).
         """
+        if self._whole_field:
+            return self._observe_whole_field()
         b, n, f = self.food_levels.shape[0], self.levels.shape[1], self.food_levels.shape[1]
         pos, sight = self.positions, self.sight
         corner = np.maximum(pos - sight, 0)[:, :, None]  # (B, N, 1, 2)
@@ -193,6 +197,27 @@ class BatchedForaging(PackageBatchedEnv):
         if self._level_width == 3:
             players[..., 2] = np.where(visible, level, 0)
         return np.concatenate([foods.reshape(b, n, -1), players.reshape(b, n, -1)], axis=-1)
+
+    def _observe_whole_field(self) -> np.ndarray:
+        """:meth:`observe` when every view is the whole field: absolute positions, every
+        food and player seen, the same food slots for every player."""
+        (b, n), f = self.levels.shape, self.food_levels.shape[1]
+        alive = self.food_levels > 0
+        foods = np.empty((b, f, 3), dtype=np.float32)
+        foods[..., :2] = np.where(alive[..., None], self.food_positions, -1)
+        foods[..., 2] = self.food_levels
+        if f > 1:
+            cells = self.food_positions[..., 0] * self.shape[1] + self.food_positions[..., 1]
+            order = np.argsort(np.where(alive, cells, self.shape.prod()), axis=1, kind="stable")
+            foods = foods[self._rows, order]
+        players = np.empty((b, n, self._level_width), dtype=np.float32)
+        players[..., :2] = self.positions
+        if self._level_width == 3:
+            players[..., 2] = self.levels
+        out = np.empty((b, n, 3 * f + n * self._level_width), dtype=np.float32)
+        out[..., : 3 * f] = foods.reshape(b, 1, 3 * f)
+        out[..., 3 * f :] = players[:, self._self_first].reshape(b, n, -1)
+        return out
 
 
 def check_supported(env: ForagingEnv, env_id: str) -> None:

@@ -88,8 +88,14 @@ class BatchedWarehouse(PackageBatchedEnv):
         """Each env's generator: a copy of the package env's after its reset."""
         self.fallbacks = 0
         """Steps of one env resolved by networkx (ties in set order), for the curious."""
-        self._range = int(package.sensor_range)
-        self._window = np.arange(2 * self._range + 1)
+        # What a sensor reads from a cell, by the cell's code (see `observe`), and the
+        # sensed square as offsets in a grid padded by the sensor range.
+        self._range = r = int(package.sensor_range)
+        self._padded = (b, self.height + 2 * r, self.width + 2 * r)
+        side = np.arange(2 * r + 1)
+        self._square = (side[:, None] * self._padded[2] + side).reshape(-1)
+        self._sensor_table = sensor_table()
+        self._headings = np.eye(len(Direction), dtype=np.float32)
         self._rows = np.arange(b)[:, None]
 
     # -- resets -------------------------------------------------------------------------
@@ -150,8 +156,7 @@ class BatchedWarehouse(PackageBatchedEnv):
         tx, ty = np.where(blocked, x, tx), np.where(blocked, y, ty)
 
         moves = resolve_moves(y * self.width + x, ty * self.width + tx)
-        fallback = moves.fallback
-        for b in np.flatnonzero(fallback):
+        for b in np.flatnonzero(moves.fallback):
             starts = list(zip(x[b].tolist(), y[b].tolist(), strict=True))
             targets = list(zip(tx[b].tolist(), ty[b].tolist(), strict=True))
             moves.committed[b] = resolve_with_networkx(starts, targets)
@@ -226,34 +231,42 @@ class BatchedWarehouse(PackageBatchedEnv):
         its heading one-hot (*up* when there is no robot: the package's encoding), a
         shelf there, that shelf requested. Cells off the grid read as empty.
         """
-        b, n = self.x.shape
-        r, k = self._range, len(self._window)
-        robots = np.pad(self.robot_grid, ((0, 0), (r, r), (r, r)))
-        shelves = np.pad(self.shelf_grid, ((0, 0), (r, r), (r, r)))
+        (b, n), r, plane = self.x.shape, self._range, self._padded[1] * self._padded[2]
+        # Each cell's code: 3 (heading + 1) with a robot, plus 1 with a shelf, plus 1
+        # more if it is requested; cells off the grid (the padding) code 0, empty.
+        codes = np.zeros(self._padded, dtype=np.int64)
+        codes[self._rows, self.y + r, self.x + r] = 3 * (self.dir + 1)
+        codes[self._rows, self.shelf_y + r, self.shelf_x + r] += 1 + self.requested
         # Padded by r, the square around (x, y) starts at (x, y).
-        ys = (self.y[..., None] + self._window)[..., :, None]
-        xs = (self.x[..., None] + self._window)[..., None, :]
-        where = (self._rows[..., None, None], ys, xs)
-        robot, shelf = robots[where].reshape(b, n, k * k), shelves[where].reshape(b, n, k * k)
-        heading = np.take_along_axis(self.dir, np.maximum(robot - 1, 0).reshape(b, -1), 1)
-        heading = np.where(robot > 0, heading.reshape(b, n, k * k), Direction.UP.value)
-        requested = np.take_along_axis(self.requested, np.maximum(shelf - 1, 0).reshape(b, -1), 1)
-        sensors = np.zeros((b, n, k * k, 7), dtype=np.float32)
-        sensors[..., 0] = robot > 0
-        np.put_along_axis(sensors, (1 + heading)[..., None], 1.0, axis=-1)
-        sensors[..., 5] = shelf > 0
-        sensors[..., 6] = requested.reshape(b, n, k * k) & (shelf > 0)
+        corner = self._rows * plane + self.y * self._padded[2] + self.x
+        sensed = codes.reshape(-1)[corner[..., None] + self._square]
+        sensors = self._sensor_table[sensed]  # (B, N, (2r + 1)², 7)
 
-        own = np.zeros((b, n, 8), dtype=np.float32)
+        own = np.empty((b, n, 8), dtype=np.float32)
         if self.package.normalised_coordinates:
             own[..., 0] = self.x / (self.width - 1)
             own[..., 1] = self.y / (self.height - 1)
         else:
             own[..., 0], own[..., 1] = self.x, self.y
         own[..., 2] = self.carrying >= 0
-        np.put_along_axis(own, (3 + self.dir)[..., None], 1.0, axis=-1)
+        own[..., 3:7] = self._headings[self.dir]
         own[..., 7] = self.highways[self.y, self.x]
         return np.concatenate([own, sensors.reshape(b, n, -1)], axis=-1)
+
+
+def sensor_table() -> np.ndarray:
+    """(15, 7) what a robot senses in a cell, by the cell's code 3 (heading + 1) + shelf
+    (heading + 1: 0 without a robot; shelf: 0 none, 1 standing, 2 requested): a robot
+    there, its heading one-hot (*up* without a robot, as the package writes it), a
+    shelf there, that shelf requested."""
+    table = np.zeros((15, 7), dtype=np.float32)
+    for code in range(15):
+        heading, shelf = divmod(code, 3)
+        table[code, 0] = heading > 0
+        table[code, 1 + max(heading - 1, 0)] = 1.0
+        table[code, 5] = shelf > 0
+        table[code, 6] = shelf == 2
+    return table
 
 
 class Moves:
@@ -267,7 +280,29 @@ class Moves:
 
 
 def resolve_moves(starts: np.ndarray, targets: np.ndarray) -> Moves:
-    """The package's move resolution over cell numbers (B, N), see the module docstring."""
+    """The package's move resolution over cell numbers (B, N), see the module docstring.
+
+    Only envs where a robot drives into another's cell or two want the same cell need
+    the graph; in the others every request stands.
+    """
+    b, n = starts.shape
+    moving = targets != starts
+    others = ~np.eye(n, dtype=bool)
+    meets = (targets[:, :, None] == starts[:, None, :]) | (
+        targets[:, :, None] == targets[:, None, :]
+    )
+    contested = (meets & others & moving[:, :, None]).any((1, 2))
+    committed = np.ones((b, n), dtype=bool)
+    fallback = np.zeros(b, dtype=bool)
+    if contested.any():
+        rows = np.flatnonzero(contested)
+        moves = resolve_contested(starts[rows], targets[rows])
+        committed[rows], fallback[rows] = moves.committed, moves.fallback
+    return Moves(committed, fallback)
+
+
+def resolve_contested(starts: np.ndarray, targets: np.ndarray) -> Moves:
+    """:func:`resolve_moves` for envs with contested cells: the graph, as arrays."""
     b, n = starts.shape
     me = np.arange(n)
     rows = np.arange(b)[:, None]
