@@ -3,17 +3,20 @@
 :class:`FetchPolicy`, the ``fetch`` baseline. Each robot, in robot order:
 
 1. without a shelf: drives to the nearest requested shelf that no robot carries and
-   no robot before it has chosen, and picks it up;
+   no robot before it has chosen, and lifts it; with none left, it parks under the
+   nearest shelf place, out of the corridors;
 2. with a requested shelf: drives to the nearest goal (arriving delivers it);
-3. with a shelf no longer requested: drives to the nearest free shelf place (off the
-   corridors, no shelf on it) no robot before it has chosen, and puts it down.
+3. with a shelf no longer requested: drives to the nearest free shelf place (no shelf
+   standing on it; its own cell, if that is one) that no robot before it has chosen,
+   and puts the shelf down.
 
 It drives on shortest paths: under shelves anywhere without a load, on the corridors
 with one (a loaded robot cannot pass a standing shelf; the corridors never hold one).
-It turns towards the next cell of its path and then drives forward. With probability
-``explore`` (0.05), and with 0.5 when a robot stands in the next cell, it takes a
-random action instead: two robots that each wait for the other to move would wait
-for ever.
+It turns towards the next cell of its path and then drives forward. Two robots that
+head for each other's cells give way by rule: the one without a load (else the later
+one) turns to another free cell. With probability ``explore`` (0.05), and with 0.5
+when a robot stands in the cell ahead, it moves or turns at random instead: robots
+that each wait for the other would otherwise wait for ever.
 
 **What it reads beyond the observation.** A robot observes its own cell, heading and
 load, and the 3 x 3 cells around it: not where the requested shelves are. So this
@@ -116,9 +119,11 @@ class FetchPolicy:
         carried = np.zeros_like(state.requested)
         carried[np.nonzero(loaded)[0], state.carrying[loaded]] = True
         wanted = state.requested & ~carried
-        occupied = np.zeros((b, self.height * self.width), dtype=bool)
-        occupied[rows[:, None], shelf_cells] = True
-        free_places = ~occupied[:, self.places]  # (B, P)
+        # A place is free if no shelf stands on it (a robot may carry one over it).
+        standing = np.zeros((b, self.height * self.width), dtype=bool)
+        floor = np.nonzero(~carried)
+        standing[floor[0], shelf_cells[floor]] = True
+        free_places = ~standing[:, self.places]  # (B, P)
 
         target = here.copy()
         fetching = np.zeros((b, n), dtype=bool)
@@ -141,23 +146,50 @@ class FetchPolicy:
             target[has, robot] = self.places[put[has]]
             free_places[rows[has], put[has]] = False
 
-        actions = self._drive(state, here, target, loaded)
+        # Without a shelf to fetch: out of the corridors, under the nearest shelf place.
+        idle = ~loaded & ~fetching
+        to_place = self.free_distance[self.places][:, here]  # (P, B, N)
+        target = np.where(idle, self.places[to_place.argmin(0)], target)
+
+        cells, open_, closer = self._neighbours(here, target, loaded)
+        best = open_ & closer
+        # The cell each robot heads for: the one ahead if it is on a shortest path.
+        facing = np.take_along_axis(best, state.dir[..., None], -1)[..., 0]
+        choice = np.where(facing, state.dir, best.argmax(-1))
+        heads = np.take_along_axis(cells, choice[..., None], -1)[..., 0]
+        heads = np.where(best.any(-1) & (here != target), heads, -1)
+        # Two robots heading for each other's cells would wait for ever: one gives way to
+        # an open cell no robot stands on (a robot without a load before one with, else
+        # the later robot), and the other passes.
+        me = np.arange(n)
+        head_on = (heads[:, :, None] == here[:, None, :]) & (heads[:, None, :] == here[:, :, None])
+        lighter = ~loaded[:, :, None] & loaded[:, None, :]
+        later = (loaded[:, :, None] == loaded[:, None, :]) & (me[:, None] > me[None, :])
+        gives_way = (head_on & (lighter | later)).any(-1)
+        taken = (cells[..., None] == here[:, None, None, :]).any(-1)
+        best = np.where(gives_way[..., None], open_ & ~taken, best)
+        actions = steer(state.dir, best)
+        actions = np.where((here == target) & ~gives_way, NOOP, actions)
+
         arrived = here == target
         pick_up = arrived & fetching
         put_down = arrived & loaded & ~requested_load & ~self.highways[here]
         actions = np.where(pick_up | put_down, TOGGLE_LOAD, actions)
         blocked = self._robot_ahead(state, here)
         chance = np.where(blocked, 0.5, self.explore)
-        random = self.rng.integers(5, size=(b, n))
+        random = self.rng.integers(TOGGLE_LOAD, size=(b, n))  # moves and turns only
         return np.where(self.rng.random((b, n)) < chance, random, actions)
 
-    def _drive(
-        self, state: BatchedWarehouse, here: np.ndarray, target: np.ndarray, loaded: np.ndarray
-    ) -> np.ndarray:
-        """Turn towards the next cell of a shortest path to ``target``, or drive into it."""
+    def _neighbours(
+        self, here: np.ndarray, target: np.ndarray, loaded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, N, 4) per heading: the next cell, whether a robot may enter it (on the grid;
+        with a load, a corridor or the target), whether it is closer to ``target``."""
         y, x = np.divmod(here, self.width)
         gap = np.where(loaded, self.loaded_distance[target, here], self.free_distance[target, here])
-        best = np.zeros((*here.shape, 4), dtype=bool)
+        cells = np.zeros((*here.shape, 4), dtype=np.int64)
+        open_ = np.zeros((*here.shape, 4), dtype=bool)
+        closer = np.zeros((*here.shape, 4), dtype=bool)
         for heading in range(4):
             ny, nx = y + STEP_Y[heading], x + STEP_X[heading]
             inside = (ny >= 0) & (ny < self.height) & (nx >= 0) & (nx < self.width)
@@ -165,14 +197,11 @@ class FetchPolicy:
             rest = np.where(
                 loaded, self.loaded_distance[target, ahead], self.free_distance[target, ahead]
             )
+            cells[..., heading] = ahead
             # A loaded robot stays on the corridors, but for its last step.
-            passable = ~loaded | self.highways[ahead] | (ahead == target)
-            best[..., heading] = inside & passable & (rest < gap)
-        facing = np.take_along_axis(best, state.dir[..., None], -1)[..., 0]
-        right = np.take_along_axis(best, TURN_RIGHT[state.dir][..., None], -1)[..., 0]
-        turn = np.where(right, RIGHT, LEFT)
-        moves = np.where(facing, FORWARD, np.where(best.any(-1), turn, NOOP))
-        return np.where(here == target, NOOP, moves)
+            open_[..., heading] = inside & (~loaded | self.highways[ahead] | (ahead == target))
+            closer[..., heading] = rest < gap
+        return cells, open_, closer
 
     def _robot_ahead(self, state: BatchedWarehouse, here: np.ndarray) -> np.ndarray:
         y, x = np.divmod(here, self.width)
@@ -181,6 +210,15 @@ class FetchPolicy:
         rows = np.arange(len(here))[:, None]
         ahead = state.robot_grid[rows, ny, nx]
         return (ahead > 0) & ((ny != y) | (nx != x))
+
+
+def steer(heading: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Forward if the robot faces an ``allowed`` (B, N, 4) heading, else turn towards one
+    (right if that is one, else left), else no-op."""
+    facing = np.take_along_axis(allowed, heading[..., None], -1)[..., 0]
+    right = np.take_along_axis(allowed, TURN_RIGHT[heading][..., None], -1)[..., 0]
+    turn = np.where(right, RIGHT, LEFT)
+    return np.where(facing, FORWARD, np.where(allowed.any(-1), turn, NOOP))
 
 
 def corridor_distances(highways: np.ndarray) -> np.ndarray:
