@@ -57,10 +57,13 @@ def test_without_the_extra_the_tasks_say_how_to_install_it(without_the_extra, ca
 def test_the_packages_import_without_a_display() -> None:
     """lbforaging and rware draw with pyglet, which wants a display: the packages, the
     batched envs and the baselines import no pyglet (and no Ray: batched evaluation
-    needs none). The RLlib adapters add only RLlib to them."""
+    needs none; the RLlib adapters add only RLlib to them). The task declarations
+    import not even the packages (``hmarl tasks`` lists tasks without them)."""
     pytest.importorskip("lbforaging")
     code = (
         "import sys\n"
+        "import hmarl.tasks.lbf, hmarl.tasks.rware\n"
+        "assert 'lbforaging' not in sys.modules and 'rware' not in sys.modules\n"
         "import hmarl.tasks.lbf.batched, hmarl.tasks.rware.batched\n"
         "import hmarl.tasks.lbf.baselines, hmarl.tasks.rware.baselines\n"
         "assert 'lbforaging' in sys.modules and 'rware' in sys.modules\n"
