@@ -153,3 +153,24 @@ def test_a_gif_of_the_baseline_without_a_display(task, env_id, limit, tmp_path) 
     assert 2 <= written <= 4 and len(frames) == written
     assert frames.shape[-1] == 3 and frames.shape[1] % 16 == 0
     assert len(np.unique(frames[-1].reshape(-1, 3), axis=0)) > 8  # a picture, not a blank
+
+
+@pytest.mark.parametrize(("task", "env_id", "limit"), TASKS, ids=[t[0] for t in TASKS])
+def test_the_batched_env_refuses_bad_actions_and_ignores_those_of_ended_envs(
+    task, env_id, limit
+) -> None:
+    task, config = make(task, env_id)
+    batched = task.make_batched_env(config, 2)
+    batched.reset([0, 1])
+    n = batched.action_spaces["agents"].n
+    with pytest.raises(ValueError, match="out of range"):
+        batched.step({"agents": np.array([[0, 0], [0, n]])})
+    with pytest.raises(ValueError, match="must have shape"):
+        batched.step({"agents": np.zeros((2, 3), dtype=np.int64)})
+    for _ in range(limit):
+        step = batched.step({"agents": np.zeros((2, 2), dtype=np.int64)})
+    assert step.over.all() and step.truncated["agents"].all()
+    before = batched.observations("agents").copy()
+    after = batched.step({"agents": np.full((2, 2), n + 7)})  # read by no one
+    assert not after.over.any() and not after.rewards["agents"].any()
+    assert np.array_equal(batched.observations("agents"), before)

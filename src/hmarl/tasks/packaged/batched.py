@@ -117,6 +117,7 @@ class PackageBatchedEnv:
         """Advance every running env one step; ``actions["agents"]`` is (B, N)."""
         live = ~self.over
         chosen = checked_actions(actions, GROUP, self._due, int(self.action_spaces[GROUP].n))
+        chosen = np.where(self._due, chosen, 0)  # an over env's actions are not read
         rewards, ended, time_limit = self.advance(chosen, live)
         self.steps += live
         # Summed agent by agent, in package order, as the env adapter sums them.
