@@ -226,6 +226,24 @@ def test_a_robot_facing_the_wall_stays_and_turns() -> None:
     assert [a.dir.value for a in env.agents] == [LEFT, LEFT]
 
 
+def test_quirk_a_shelf_waiting_on_a_goal_is_delivered_again_when_requested_again() -> None:
+    # Robot 0 waits on goal (4, 10) with shelf 0, which is not requested; it becomes
+    # requested: the next step delivers it, though nothing moved.
+    env = crafted("rware-tiny-2ag-v2", [(1, 1, DOWN), (9, 0, UP)], carrying=(0,))
+    robot = env.agents[0]
+    robot.x, robot.y = 4, 10
+    robot.carrying_shelf.x, robot.carrying_shelf.y = 4, 10
+    env._recalc_grid()
+    env.request_queue[0] = robot.carrying_shelf
+    batched = BatchedWarehouse(WarehouseConfig(env.spec.id), 1)
+    batched.adopt(0, env)
+    step = batched.step({"agents": np.array([[NOOP, NOOP]])})
+    _, rewards, *_ = env.step([NOOP, NOOP])
+    assert rewards == [1.0, 0.0] and step.rewards["agents"][0].tolist() == [1.0, 0.0]
+    assert robot.carrying_shelf not in env.request_queue
+    assert_same_state(batched, 0, env, "after the delivery")
+
+
 def test_the_array_resolution_is_networkx_on_random_crowds() -> None:
     """Thousands of crowded random moves on a 5 x 5 grid: the arrays (with their networkx
     fallback for set-ordered ties) give the package's networkx code's answer."""

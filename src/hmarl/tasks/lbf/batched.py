@@ -2,8 +2,8 @@
 
 Step for step the same as ``lbforaging.foraging.ForagingEnv`` (vector observations):
 from the same state the same actions give the same positions, food, observations,
-rewards and episode ends; ``tests/test_lbf_batched.py`` holds them equal over tens of
-thousands of random steps across variants. Resets run the package's own spawning
+rewards and episode ends; ``tests/test_lbf_batched.py`` holds them equal over more
+than 10,000 steps across variants. Resets run the package's own spawning
 code (:mod:`hmarl.tasks.packaged.batched`). The package's quirks are kept, not fixed;
 :class:`hmarl.tasks.lbf.env.LBFEnv` lists them.
 

@@ -3,9 +3,10 @@
 Step for step the same as ``rware.warehouse.Warehouse`` (flattened observations, no
 message bits): from the same state the same actions give the same robots, shelves,
 requests, observations, rewards and episode ends; ``tests/test_rware_batched.py``
-holds them equal over tens of thousands of random steps and crafted collisions.
-Resets run the package's own ``reset`` (:mod:`hmarl.tasks.packaged.batched`); each
-env keeps the package's generator, which draws the new request after a delivery.
+holds them equal over more than 10,000 steps, crafted collisions and thousands of
+random crowds. Resets run the package's own ``reset``
+(:mod:`hmarl.tasks.packaged.batched`); each env keeps a copy of the package's
+generator, which draws the new request after a delivery.
 
 **Who moves.** The package resolves moves as a graph (networkx): an edge from each
 robot's cell to the cell it asks for (to itself if it stays). Each cell holds at
@@ -14,10 +15,11 @@ or into one cycle. In a part with a cycle, only the cycle's robots move (none if
 is two robots swapping); a lone robot standing still is a cycle of one, so the
 robots queued behind it stay. In a tree, the robots on one longest path into the
 free cell move, the others stay. :func:`resolve_moves` does the same with arrays.
-Where longest paths tie, networkx's choice is the predecessor it meets first, which
-follows the order its graph was built in (the robots' order, for the part's cells)
-or, when the part holds less than half the graph's cells, the iteration order of a
-Python set of cell tuples (so, of their hashes). The first is computed here; for the
+Where longest paths tie, networkx's choice is the predecessor it meets first: the
+robot whose cell entered its graph first (robots add their cell, then the one they
+ask for, in robot order) or, when the part holds less than half the graph's cells,
+the first in the iteration order of a Python set of cell tuples (so, of their
+hashes). The first is computed here; for the
 second, rare, case the env is resolved by the package's own networkx calls
 (:func:`resolve_with_networkx`), so the result is the package's in every case.
 
@@ -205,8 +207,9 @@ class BatchedWarehouse(PackageBatchedEnv):
         """A requested shelf reached a goal: a new request replaces it, and the reward.
 
         The new request is drawn as the package draws it, ``np_random.choice`` over the
-        shelves not requested (in shelf order), from the env's own generator. ``robot``
-        is the one at the goal (the package's index ``agent_id - 1``).
+        shelves not requested (in shelf order), from the env's own generator (a choice
+        over a list of k draws exactly as ``choice(k)`` does). ``robot`` is the one at
+        the goal (the package's index ``agent_id - 1``).
         """
         candidates = np.flatnonzero(~self.requested[b])
         new = candidates[self.generators[b].choice(len(candidates))]
