@@ -22,6 +22,22 @@ from hmarl.tasks.lbf.baselines import TogetherPolicy
 from hmarl.tasks.lbf.batched import BatchedForaging
 from hmarl.tasks.lbf.config import LBFConfig
 
+# The package's settings no registered id uses: a penalty for failed loads, rewards
+# not normalised, other players' levels not observed.
+UNUSUAL = "Foraging-test-7x7-3p-2f-penalty-v3"
+if UNUSUAL not in gym.registry:
+    LBFConfig("Foraging-7x7-3p-2f-v3")  # importing lbforaging registers its own ids
+    gym.register(
+        UNUSUAL,
+        entry_point="lbforaging.foraging:ForagingEnv",
+        kwargs={
+            **gym.spec("Foraging-7x7-3p-2f-v3").kwargs,
+            "penalty": 0.1,
+            "normalize_reward": False,
+            "observe_agent_levels": False,
+        },
+    )
+
 
 def package_env(env_id: str):
     LBFConfig(env_id)  # registers the variants lbforaging lacks
@@ -55,6 +71,7 @@ LOCKSTEP = [
     ("Foraging-15x15-4p-5f-v3", 12, 60, ALL - {"cleared"}),
     ("Foraging-5x5-9p-1f-v3", 12, 60, ALL - {"timed out"} | {"shared cells"}),
     ("Foraging-2s-7x7-6p-2f-coop-v3", 12, 60, ALL - {"cleared"} | {"shared cells"}),
+    (UNUSUAL, 12, 60, ALL | {"penalties"}),
 ]
 
 
@@ -71,7 +88,7 @@ def test_lockstep_with_the_package(env_id: str, num_envs: int, steps: int, event
     driver = TogetherPolicy(PolicyContext(config, {}, {}, seed=0), explore=0.3)
     rng = np.random.default_rng(1)
     n = batched.num_agents
-    seen = {"loads": 0, "cleared": 0, "timed out": 0, "shared cells": 0}
+    seen = {"loads": 0, "penalties": 0, "cleared": 0, "timed out": 0, "shared cells": 0}
     next_seed = num_envs
     # Each env its own share of random actions: some episodes clear the food, some time out.
     share = np.linspace(0.1, 0.9, num_envs)[:, None]
@@ -89,6 +106,7 @@ def test_lockstep_with_the_package(env_id: str, num_envs: int, steps: int, event
             assert_same_state(batched, row, env, where)
             obs[row] = np.stack(observation)
             seen["loads"] += sum(r > 0 for r in rewards)
+            seen["penalties"] += sum(r < 0 for r in rewards)
             seen["shared cells"] += len({p.position for p in env.players}) < n
             if done:
                 ended = "timed out" if env.field.sum() else "cleared"

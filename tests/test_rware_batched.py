@@ -35,7 +35,8 @@ from hmarl.tasks.rware.config import WarehouseConfig
 UP, DOWN, LEFT, RIGHT = (d.value for d in Direction)
 
 # A short-lived variant (rware's tiny warehouse, 60 steps, 25 steps without a
-# delivery at most), so that the lockstep runs see episodes end and envs reset.
+# delivery at most), so that the lockstep runs see episodes end and envs reset; its
+# coordinates normalised (a setting no registered id uses).
 SHORT = "rware-test-tiny-2ag-60steps-v2"
 if SHORT not in gym.registry:
     gym.register(
@@ -45,6 +46,7 @@ if SHORT not in gym.registry:
             **gym.spec("rware-tiny-2ag-v2").kwargs,
             "max_steps": 60,
             "max_inactivity_steps": 25,
+            "normalised_coordinates": True,
         },
     )
 

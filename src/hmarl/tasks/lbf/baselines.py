@@ -65,7 +65,9 @@ class TogetherPolicy:
 
         # 1. The team's food.
         centre = np.rint((where * seen[..., None]).sum(1) / seen.sum(1)[:, None])
-        team = (players[..., 2] * seen).sum(1)[:, None]
+        # Without the players' levels in sight (an env setting), every food will do.
+        levels = players[..., 2] if players.shape[-1] == 3 else np.full(seen.shape, np.inf)
+        team = (levels * seen).sum(1)[:, None]
         loadable = present & (foods[..., 2] <= team)
         distance = ((foods[..., :2] - centre[:, None]) ** 2).sum(-1)
         food = foods[rows, np.argmin(np.where(loadable, distance, np.inf), 1), :2]
