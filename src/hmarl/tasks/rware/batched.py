@@ -3,7 +3,7 @@
 Step for step the same as ``rware.warehouse.Warehouse`` (flattened observations, no
 message bits): from the same state the same actions give the same robots, shelves,
 requests, observations, rewards and episode ends; ``tests/test_rware_batched.py``
-holds them equal over more than 10,000 steps, crafted collisions and thousands of
+holds them equal over more than 10,000 steps, crafted collisions and hundreds of
 random crowds. Resets run the package's own ``reset``
 (:mod:`hmarl.tasks.packaged.batched`); each env keeps a copy of the package's
 generator, which draws the new request after a delivery.
