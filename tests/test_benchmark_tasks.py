@@ -124,6 +124,15 @@ def test_bad_actions_are_refused_before_the_package_sees_them(task, env_id, limi
     assert_same(env.step(good), twin.step(good), "after refused steps")
 
 
+def test_a_bad_env_id_is_one_whole_line(capsys) -> None:
+    pytest.importorskip("lbforaging")
+    assert cli.main(["random", "--task", "lbf", "--env-id", "Foraging-99-v3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err, err
+    assert "'Foraging-99-v3' is not a registered LBF env; ids look like" in err, err
+    assert err.endswith("Foraging-2s-10x10-3p-3f-v3"), err
+
+
 def test_the_tasks_declare_one_shared_policy_and_the_return_metric() -> None:
     pytest.importorskip("lbforaging")
     for name in ("lbf", "rware"):
