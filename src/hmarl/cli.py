@@ -124,10 +124,15 @@ def task_settings(task: Any, flags: list[str], base: dict[str, Any], command: st
 
 
 def _one_line(tyro_output: str) -> str:
-    """tyro's boxed error message as one line."""
+    """tyro's boxed error message as one line: the box's first section, its wrapped
+    lines joined (tyro wraps at 80 columns)."""
     lines = [line.strip() for line in tyro_output.splitlines()]
-    meaningful = [line for line in lines if line and set(line) - set("-─│┃━ ")]
-    detail = meaningful[1] if len(meaningful) > 1 else (meaningful or ["bad task option"])[0]
+    rules = [i for i, line in enumerate(lines) if line and not set(line) - set("-─│┃━ ")]
+    section = lines[rules[0] + 1 : rules[1]] if len(rules) > 1 else []
+    detail = " ".join(line for line in section if line)
+    if not detail:
+        meaningful = [line for line in lines if line and set(line) - set("-─│┃━ ")]
+        detail = meaningful[1] if len(meaningful) > 1 else (meaningful or ["bad task option"])[0]
     return detail.removeprefix("Error parsing ").rstrip()
 
 
@@ -174,6 +179,9 @@ def cmd_tasks(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.task import TaskError
 
     for listing in available_tasks():
+        if listing.missing:
+            print(f"{listing.name:<16} {listing.origin:<16} (not installed: {listing.missing})")
+            continue
         try:
             description = find(listing.name).description or "-"
         except TaskError as err:

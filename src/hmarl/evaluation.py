@@ -133,6 +133,7 @@ def run_envs(
     envs = [make_task_env(task, env_config) for _ in seeds]
     spaces = task.policy_spaces(envs[0])
     runs = [EnvRun(env, int(seed)) for env, seed in zip(envs, seeds, strict=True)]
+    bind(policy, envs)
     while any(run.due for run in runs):
         asking = [(run, agent) for run in runs for agent in run.due]
         for run, actions in _act(task, policy, spaces, asking).items():
@@ -143,6 +144,13 @@ def run_envs(
         for agent, episode_return in run.returns.items():
             tallies[task.policy_id(agent)].add(episode_return, run.infos.get(agent) or {})
     return tallies
+
+
+def bind(policy: Policy, env: Any) -> None:
+    """Show a policy that reads the env's state (it has ``bind``) the env it acts in."""
+    binder = getattr(policy, "bind", None)
+    if callable(binder):
+        binder(env)
 
 
 def _act(
@@ -242,6 +250,7 @@ def play_episode(
     """Play one episode; ``on_step(run, over)`` is called after the reset and every step."""
     spaces = task.policy_spaces(env)
     run = EnvRun(env, int(seed))
+    bind(policy, env)
     if on_step is not None:
         on_step(run, False)
     while run.due:
@@ -263,6 +272,7 @@ def run_batched(
         raise TaskError(f"task {task.name} declares no batched env")
     env = task.make_batched_env(dict(env_config), len(seeds))
     env.reset([int(s) for s in seeds])
+    bind(policy, env)
     policies = group_policies(task, env)
     keys = metric_keys(task)
     tallies = {p: Tally(keys.get(p, frozenset())) for p in dict.fromkeys(policies.values())}

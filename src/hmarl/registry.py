@@ -15,6 +15,7 @@ read a run need no ``--task``).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -26,8 +27,12 @@ ENTRY_POINT_GROUP = "hmarl.tasks"
 BUILT_IN = {
     "chicken_yard": "hmarl.tasks.chicken_yard:TASK",
     "round_up": "hmarl.tasks.round_up:TASK",
+    "lbf": "hmarl.tasks.lbf:TASK",
+    "rware": "hmarl.tasks.rware:TASK",
 }
 """Built-in task names and where their declarations live."""
+EXTRAS = {"lbf": ("benchmarks", "lbforaging"), "rware": ("benchmarks", "rware")}
+"""Built-in tasks that need an optional extra: (the extra, a module it installs)."""
 DEFAULT_TASK = "chicken_yard"
 """The task of a command that names none."""
 
@@ -41,11 +46,16 @@ class TaskListing:
     """``module:attribute`` of its declaration."""
     origin: str
     """"built-in", or the installed distribution that offers it."""
+    missing: str | None = None
+    """How to install what the task needs, when it is not installed."""
 
 
 def available_tasks() -> list[TaskListing]:
     """Built-in tasks, then those of installed packages, by name."""
-    found = {name: TaskListing(name, ref, "built-in") for name, ref in BUILT_IN.items()}
+    found = {
+        name: TaskListing(name, ref, "built-in", missing_extra(name))
+        for name, ref in BUILT_IN.items()
+    }
     for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if point.name in found:
             continue  # hmarl itself declares its built-ins as entry points too
@@ -63,6 +73,8 @@ def load_task(spec: str) -> Task:
         return _import_task(spec, given=spec)
     for listing in available_tasks():
         if listing.name == spec:
+            if listing.missing:
+                raise TaskError(f"task {spec} is not installed: {listing.missing}")
             task = _import_task(listing.ref, given=spec)
             if task.name != spec:
                 raise TaskError(f"task {spec!r} ({listing.ref}) declares the name {task.name!r}")
@@ -72,6 +84,16 @@ def load_task(spec: str) -> Task:
         f"no task named {spec!r}; known tasks: {names} (or give module:attribute, "
         "e.g. --task mytasks:TASK)"
     )
+
+
+def missing_extra(name: str) -> str | None:
+    """How to install a built-in task's optional extra, if it is missing (else None)."""
+    if name not in EXTRAS:
+        return None
+    extra, module = EXTRAS[name]
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return f'it needs the extra {extra!r}: pip install -e ".[{extra}]"'
 
 
 def _import_task(ref: str, given: str) -> Task:

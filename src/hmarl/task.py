@@ -116,6 +116,12 @@ class Policy(Protocol):
     ``obs`` is a batch of observations of agents that share ``policy_id``: the
     policy's observation space with a leading batch axis (a dict of arrays for a
     Dict space). The result is one action per row.
+
+    A baseline that needs more than the observations (a hand-written rule that reads
+    the env's state) may also define ``bind(env)``: before the first step, hmarl's
+    evaluation calls it with the env the policy acts in: the task's batched env, its
+    env, or the list of its envs stepped together. The rows of each ``act`` batch are
+    then the due agents, env by env in order, in agent order within an env.
     """
 
     def act(self, policy_id: str, obs: Any) -> np.ndarray: ...
