@@ -241,27 +241,35 @@ def _optimizer_state(algo: HierarchicalPPO) -> list[np.ndarray]:
     return [np.asarray(leaf) for leaf in tree.flatten(state)]
 
 
-@pytest.mark.parametrize("sampler", ["batched", "rllib"])
-def test_the_same_seed_learns_the_same_weights(sampler: str, local_ray, tmp_path: Path) -> None:
-    learned = []
-    for run in ("a", "b"):
-        algo = build(tmp_path / run, seed=7, sampler=sampler, schedule_threshold=0.0)
-        try:
-            for _ in range(2):
-                algo.train()
-            learned.append(_all_weights(algo))
-        finally:
-            algo.stop()
-    other = build(tmp_path / "c", seed=8, sampler=sampler, schedule_threshold=0.0)
-    try:
-        other.train()
-        other.train()
-        different = _all_weights(other)
-    finally:
-        other.stop()
-    for module in (HIGH, LOW):
-        assert np.array_equal(learned[0][module], learned[1][module])
-        assert not np.array_equal(learned[0][module], different[module])
+def test_any_process_learns_the_same_weights(tmp_path: Path) -> None:
+    """The same seed, the same weights, whatever the process's string hash seed; another
+    seed, others. Each process trains both samplers, its seeds in its own order, so a
+    run that leaks state into the next in one process shows too."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("weights_digest.py")
+    runs = {"1": ["7", "8"], "3": ["8", "7"]}
+    started = {
+        hash_seed: subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / hash_seed), *seeds],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONWARNINGS": "ignore"},
+        )
+        for hash_seed, seeds in runs.items()
+    }
+    found = {}
+    for hash_seed, process in started.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        found[hash_seed] = json.loads(out.strip().splitlines()[-1])
+    for sampler in ("batched", "rllib"):
+        first, second = found["1"][sampler], found["3"][sampler]
+        assert first == second, sampler
+        assert first["7"] != first["8"], sampler
 
 
 def test_resume_restores_the_state_and_samples_new_episodes(

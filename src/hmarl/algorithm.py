@@ -178,7 +178,7 @@ class HierarchicalPPO(PPO):
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
             runners.sync_weights(
                 from_worker_or_learner_group=self.learner_group,
-                policies=set(batch.policy_batches),
+                policies=list(batch.policy_batches),
                 inference_only=True,
             )
 

@@ -366,7 +366,10 @@ def build_config(p: Plan) -> Any:
         )
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
         .multi_agent(
-            policies=set(p.policies),
+            # A list, not a set: RLlib builds the modules in this order, each drawing
+            # its first weights from torch's generator (a set's order follows the
+            # process's string hash seed).
+            policies=list(p.policies),
             policy_mapping_fn=PolicyMapping(task),
             algorithm_config_overrides_per_module={
                 policy: PPOConfig.overrides(**settings) for policy, settings in task.ppo.items()
