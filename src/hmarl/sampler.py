@@ -21,6 +21,21 @@ gamma). The learner then computes values and advantages with
 own sampler. A decision still running at the end of a sample is carried into
 the next one, as RLlib carries a hanging action into the next episode chunk.
 
+Stale log-probabilities: a carried decision keeps the ``action_logp`` of the weights
+that took it, which the update in between has replaced. On the round-up that is about
+65 % of the high level's rows (a decision lasts about 10 env steps, a sample 8 per
+env; ``benchmarks/stale_logp.py`` on a trained run). For them PPO's ratio
+pi_theta(a|s) / mu(a|s) is taken against mu, the policy that acted, one update old:
+the right importance weight for an action mu drew, but PPO's clip range is then
+centred on mu, not on the weights the update starts from. So at the first minibatch
+their ratio is already off 1 (by 0.06 on average), and 2.8 % of the high level's rows
+lie outside the clip range before any gradient step (they give no gradient that pushes
+them further out). Left so, as RLlib's own sampler leaves a hanging action's:
+recomputing the log-probabilities with the current weights would centre the clip
+range but drop the importance weight (a bias of the same size), and decoupling the
+two (the "proximal" policy of Hilton et al., 2021, "Batch size-invariance for policy
+optimization") would change PPO's loss for an effect on 3 % of the rows.
+
 Episode seeds come from the runner's own generator (:mod:`hmarl.seeding`): new
 ones after a resume or a restart, never an evaluation seed.
 """
