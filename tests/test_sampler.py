@@ -262,7 +262,7 @@ def test_the_same_weights_give_the_same_distribution(local_ray, tmp_path, monkey
     seen: dict[str, dict[str, list]] = {}
 
     def collector(name: str):
-        def log(logger, metrics, policy, episode_return, info) -> None:
+        def log(logger, metrics, policy, episode_return, info, windows=None) -> None:
             got = seen.setdefault(name, {})
             got.setdefault(f"return {policy}", []).append(float(episode_return))
             if policy == "low_level_policy" and info.get("arrived"):
@@ -321,3 +321,66 @@ def test_the_same_weights_give_the_same_distribution(local_ray, tmp_path, monkey
         chi2 = (((np.stack([ours[keep], theirs[keep]]) - expected) ** 2) / expected).sum()
         dof = keep.sum() - 1
         assert chi2 < dof + 4 * np.sqrt(2 * dof), (policy, chi2, dof)
+
+
+def _paths(tree: dict, prefix: tuple[str, ...] = ()) -> set[str]:
+    found = set()
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            found |= _paths(value, (*prefix, key))
+        else:
+            found.add("/".join((*prefix, key)))
+    return found
+
+
+def test_both_samplers_report_rllibs_metrics(local_ray, tmp_path, monkeypatch) -> None:
+    """Every metric RLlib's own env runner reports (its timers and connectors' aside) is in
+    the batched sampler's results too, under the same key: a Tune stop criterion or a
+    dashboard written for RLlib works with either. And the batch the learner gets counts
+    the env steps sampled, not its rows."""
+    import hmarl.algorithm
+
+    merged, merge_batches = [], hmarl.algorithm.merge_batches
+
+    def merge(*args: Any, **kwargs: Any) -> MultiAgentBatch:
+        merged.append(merge_batches(*args, **kwargs))
+        return merged[-1]
+
+    monkeypatch.setattr(hmarl.algorithm, "merge_batches", merge)
+    results = {}
+    for sampler in ("batched", "rllib"):
+        config = TrainConfig(
+            out=tmp_path / sampler,
+            sampler=sampler,
+            stop_iters=1,
+            train_batch_size=400,
+            minibatch_size=400,
+            num_epochs=1,
+            num_envs_per_env_runner=4,
+            env={"timeout": 20},
+            schedule_threshold=0.0,
+        )
+        algo = HierarchicalPPO(config=build_config(plan(config)))
+        try:
+            results[sampler] = algo.train()["env_runners"]
+        finally:
+            algo.stop()
+    ours, theirs = _paths(results["batched"]), _paths(results["rllib"])
+    # hmarl's own metrics appear as their values do (mean_steps with the first arrival).
+    skip = ("timer", "connector", "env_to_module", "sample", "hmarl/")
+    rllibs = {k for k in theirs if not any(w in k for w in skip)}
+    rllibs |= {k for k in theirs if k.startswith("num_") and "sampled" in k}
+    assert rllibs <= ours, sorted(rllibs - ours)
+    agents = ["robot_1_high", "robot_1_low", "robot_2_high", "robot_2_low"]
+    for key in ("agent_episode_returns_mean", "agent_steps", "num_agent_steps_sampled"):
+        assert sorted(results["batched"][key]) == agents, key
+    for sampler, found in results.items():
+        assert {"episode_return_mean", "episode_return_min", "episode_return_max"} <= set(found)
+        # Every episode ends at the time limit (20 steps): the same count from both.
+        assert found["num_episodes"] == 400 // 20, sampler
+    episode = results["batched"]
+    assert episode["episode_return_min"] <= episode["episode_return_mean"]
+    assert episode["episode_return_mean"] <= episode["episode_return_max"]
+    modules = episode["module_episode_returns_mean"]
+    assert episode["episode_return_mean"] == pytest.approx(sum(modules.values()))
+    assert [batch.env_steps() for batch in merged] == [400]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -180,6 +181,49 @@ def test_the_schedule_opens_on_real_success_and_stays_open(local_ray, tmp_path) 
         assert algo.get_state()["schedule_open"] is True
     finally:
         algo.stop()
+
+
+def test_the_schedules_metric_is_averaged_over_the_schedules_window() -> None:
+    """30 failures, then 20 arrivals: over a window of 20 the rate is 1; over 200, 0.4."""
+    from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
+
+    from hmarl.metrics import count_key, log_agent_episode, metric_key, metric_windows
+    from hmarl.tasks.chicken_yard import TASK as YARD
+
+    success = YARD.metric("success_rate")
+    for window, rate in ((20, 1.0), (200, 0.4)):
+        windows = metric_windows(dataclasses.replace(YARD.schedule, window=window))
+        logger = MetricsLogger()
+        for arrived in [False] * 30 + [True] * 20:
+            log_agent_episode(logger, YARD.metrics, LOW, 0.0, {success.key: arrived}, windows)
+        assert logger.peek(metric_key("success_rate")) == pytest.approx(rate)
+        assert logger.peek(count_key("success_rate")) == 50
+
+
+@pytest.mark.parametrize("sampler", ["batched", "rllib"])
+def test_both_samplers_log_the_schedules_metric_over_its_window(
+    sampler: str, local_ray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hmarl.metrics
+    import hmarl.sampler
+
+    seen: list[dict | None] = []
+    log = hmarl.metrics.log_agent_episode
+
+    def recorded(logger, metrics, policy, episode_return, info, windows=None) -> None:
+        seen.append(windows)
+        log(logger, metrics, policy, episode_return, info, windows)
+
+    monkeypatch.setattr(hmarl.sampler, "log_agent_episode", recorded)
+    monkeypatch.setattr(hmarl.metrics, "log_agent_episode", recorded)
+    p = plan(tiny(out=tmp_path / "run", sampler=sampler, env={"timeout": 10}))
+    p.task = dataclasses.replace(p.task, schedule=dataclasses.replace(p.task.schedule, window=20))
+    algo = HierarchicalPPO(config=build_config(p))
+    try:
+        algo.env_runner.sample(num_timesteps=40)
+    finally:
+        algo.stop()
+    assert seen and all(windows == {"success_rate": 20} for windows in seen)
 
 
 def test_each_policy_gets_its_own_epochs(local_ray, tmp_path: Path) -> None:

@@ -335,7 +335,7 @@ def build_config(p: Plan) -> Any:
     from ray.tune.registry import register_env
 
     from hmarl.algorithm import HierarchicalPPOConfig
-    from hmarl.metrics import EpisodeMetrics
+    from hmarl.metrics import EpisodeMetrics, metric_windows
     from hmarl.task_env import TaskEnv
 
     cfg, task = p.cfg, p.task
@@ -375,7 +375,9 @@ def build_config(p: Plan) -> Any:
                 policy: PPOConfig.overrides(**settings) for policy, settings in task.ppo.items()
             },
         )
-        .callbacks(on_episode_end=EpisodeMetrics(task.metrics, task.policy_of))
+        .callbacks(
+            on_episode_end=EpisodeMetrics(task.metrics, task.policy_of, metric_windows(schedule(p)))
+        )
         .debugging(seed=cfg.seed)
         .hierarchy(
             schedule=schedule(p),
