@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -226,16 +227,35 @@ def test_both_samplers_log_the_schedules_metric_over_its_window(
     assert seen and all(windows == {"success_rate": 20} for windows in seen)
 
 
-def test_each_policy_gets_its_own_epochs(local_ray, tmp_path: Path) -> None:
-    """Every sample of a policy is used exactly its policy's num_epochs times per update."""
+def test_each_policy_gets_its_own_epochs(
+    local_ray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every row of a policy's batch is trained on exactly num_epochs times per update, the
+    high level's few as often as the low level's many. (RLlib 2.60's own iterator runs
+    until the largest module has done its epochs, cycling the smaller ones: the high
+    level's rows would be used about as many times over as the low level has rows more.)"""
+    import hmarl.learner
+
+    updates = []
+
+    class Recorded(hmarl.learner.PerModuleMinibatches):
+        def __init__(self, batch, *args, **kwargs) -> None:
+            super().__init__(batch, *args, **kwargs)
+            updates.append({m: (len(b), self.plans[m]) for m, b in batch.policy_batches.items()})
+
+    monkeypatch.setattr(hmarl.learner, "PerModuleMinibatches", Recorded)
     algo = build(tmp_path, schedule_threshold=0.0, num_epochs=3)
     try:
         result = algo.train()
-        trained = {m: int(result["learners"][m]["num_module_steps_trained"]) for m in (HIGH, LOW)}
-        batch = {m: trained[m] // 3 for m in trained}
-        assert trained == {m: 3 * batch[m] for m in trained} and batch[HIGH] >= 1
     finally:
         algo.stop()
+    (update,) = updates
+    assert update[HIGH][0] * 10 < update[LOW][0]  # a small module beside a large one
+    for module, (rows, minibatches) in update.items():
+        assert np.array_equal(np.bincount(np.concatenate(minibatches), minlength=rows), [3] * rows)
+        assert len(minibatches) == 3 * math.ceil(rows / 200)  # minibatches of at most 200 rows
+        assert all(len(minibatch) <= 200 for minibatch in minibatches)
+        assert result["learners"][module]["num_module_steps_trained"] == 3 * rows, module
 
 
 def test_checkpoint_restores_the_same_actions(local_ray, tmp_path: Path) -> None:
