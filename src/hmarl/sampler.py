@@ -440,6 +440,7 @@ class _Episodes:
             self.seen[group] |= observes
 
     def take_observed(self, group: str) -> np.ndarray:
+        """Each agent's observations since the last call (RLlib's agent steps sampled)."""
         counts = self.observed[group].copy()
         self.observed[group][:] = 0
         return counts
