@@ -122,6 +122,12 @@ class RecoversFromEnvFaults:
 class StockEnvRunner(RecoversFromEnvFaults, MultiAgentEnvRunner):
     """RLlib's own multi-agent env runner, recovering from env faults (see above)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from hmarl.seeding import visit_agents_in_order
+
+        visit_agents_in_order()  # the same seed, the same samples, in every process
+        super().__init__(*args, **kwargs)
+
     def reseed(self, *salt: int) -> None:
         """New episodes from the next sample on (see :mod:`hmarl.seeding`).
 
