@@ -76,6 +76,38 @@ def check_png(path: Path) -> None:
 
 
 @pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """The figures ``plot_run`` saves, kept to read what was drawn (the PNGs are written)."""
+    figures: list[Figure] = []
+    save = Figure.savefig
+
+    def keep(self: Figure, *args: Any, **kwargs: Any) -> None:
+        figures.append(self)
+        save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures
+
+
+def panel_axes(figure: Figure) -> dict[str, Any]:
+    """Each shown panel's axes, by title, in the figure's order."""
+    return {ax.get_title(): ax for ax in figure.axes if ax.get_visible() and ax.get_title()}
+
+
+def lines(ax: Any, style: str) -> list[Any]:
+    """The panel's lines of one style: "-" curves, "--" reference levels, ":" the schedule."""
+    return [line for line in ax.get_lines() if line.get_linestyle() == style]
+
+
+def references(ax: Any) -> dict[str, float]:
+    return {line.get_label(): float(line.get_ydata()[0]) for line in lines(ax, "--")}
+
+
+def legend_texts(figure: Figure) -> list[str]:
+    return [text.get_text() for text in figure.legends[0].get_texts()]
+
+
+@pytest.fixture
 def direct_run(tmp_path: Path) -> Path:
     """A direct run's folder: the first iteration finished no episode (NaN)."""
     run = tmp_path / "direct"
@@ -84,7 +116,7 @@ def direct_run(tmp_path: Path) -> Path:
     return run
 
 
-def test_plots_a_tune_run(trained_run: Path, tmp_path: Path) -> None:
+def test_plots_a_tune_run(trained_run: Path, tmp_path: Path, drawn: list[Figure]) -> None:
     (result_file,) = find_results(trained_run)
     trial = read_trial(result_file)
     assert trial.policies() == list(POLICIES) or sorted(trial.policies()) == sorted(POLICIES)
@@ -93,6 +125,20 @@ def test_plots_a_tune_run(trained_run: Path, tmp_path: Path) -> None:
     out = plot_run(trained_run, tmp_path / "curves.png")
     assert out == tmp_path / "curves.png"
     check_png(out)
+    # What was drawn: each panel's curve is the run's own series, against its env steps.
+    axes = panel_axes(drawn[0])
+    assert list(axes) == [p.title for p in panels(TASK, trial.policies())]
+    for panel in panels(TASK, trial.policies()):
+        curves = lines(axes[panel.title], "-")
+        assert len(curves) == len(panel.keys), panel.title
+        for curve, key in zip(curves, panel.keys.values(), strict=True):
+            x, y = curve.get_data()
+            assert list(x) == list(trial.steps), panel.title
+            np.testing.assert_array_equal(y, trial.curve(key), err_msg=panel.title)
+    entropy = {c.get_label(): c.get_ydata() for c in lines(axes["learning: policy entropy"], "-")}
+    assert sorted(entropy) == ["high_level", "low_level"]
+    # The schedule holds the high level back in the tiny run: only the low level learned.
+    assert np.isfinite(entropy["low_level"]).all()
     # The trial folder alone plots too, and an existing file is replaced.
     check_png(plot_run(result_file.parent, out))
 
@@ -113,8 +159,39 @@ def test_plots_a_tune_run(trained_run: Path, tmp_path: Path) -> None:
     ],
     ids=["computed", "none", "given"],
 )
-def test_plots_a_direct_run(direct_run: Path, tmp_path: Path, reference: dict | None) -> None:
+def test_plots_a_direct_run(
+    direct_run: Path, tmp_path: Path, reference: dict | None, drawn: list[Figure]
+) -> None:
     check_png(plot_run(direct_run, tmp_path / "curves.png", reference, reference_episodes=50))
+    (figure,) = drawn
+    assert figure.get_suptitle().startswith("Learning curves: direct")
+    axes = panel_axes(figure)
+    assert list(axes) == [p.title for p in panels(TASK, list(POLICIES))]
+    high = axes["high_level: mean return per agent"]
+    # Iterations 1-5 at 1000 steps each; the first finished no episode (no point).
+    (curve,) = lines(high, "-")
+    x, y = curve.get_data()
+    assert list(x) == [1000, 2000, 3000, 4000, 5000]
+    np.testing.assert_allclose(y, [NAN, 0.2, 0.3, 0.4, 0.5])
+    # The schedule opened at the end of iteration 3: a dotted line there, in every panel.
+    for title, ax in axes.items():
+        assert [line.get_xdata()[0] for line in lines(ax, ":")] == [3000], title
+    assert legend_texts(figure)[:2] == ["trained policy", "schedule lets the held policy learn"]
+    success = axes["low_level: success rate"]
+    steps = axes["low_level: mean steps"]
+    if reference is None:  # the random policy and the oracle, measured on the run's env
+        assert set(references(success)) == {"random policy", "oracle policy"}
+        assert references(success)["oracle policy"] == 1.0
+        assert references(success)["random policy"] < 1.0
+        assert references(steps)["oracle policy"] < references(steps)["random policy"]
+        assert "oracle policy" in legend_texts(figure)
+    elif reference == NO_REFERENCE:
+        assert not any(lines(ax, "--") for ax in axes.values())
+    else:  # only the levels given, where given (no mean steps: None)
+        assert references(high) == {"random policy": -0.3}
+        assert references(success) == {"random policy": 0.4}
+        assert references(steps) == {}
+        assert references(axes["low_level: mean return per agent"]) == {}
 
 
 def test_a_run_without_a_record_plots_without_references(tmp_path: Path) -> None:
@@ -140,12 +217,19 @@ def test_panels_follow_the_task() -> None:
     assert len(panels(None, ["a"])) == 1 + 1 + 4  # no task: returns, length, learning
 
 
-def test_plots_every_trial(tmp_path: Path) -> None:
+def test_plots_every_trial(tmp_path: Path, drawn: list[Figure]) -> None:
     older = write_results(tmp_path / "run" / "trial_b", [result(i, 0.5) for i in (1, 2)])
     newer = write_results(tmp_path / "run" / "trial_a", [result(1, 0.2)])
     os.utime(older, (1, 1))
     assert find_results(tmp_path / "run") == [older, newer]
     check_png(plot_run(tmp_path / "run", tmp_path / "curves.png", NO_REFERENCE))
+    # A curve per trial in each panel, each trial its own colour, named in the legend.
+    (figure,) = drawn
+    length = panel_axes(figure)["mean episode length (env steps)"]
+    (b, a) = lines(length, "-")
+    assert list(b.get_ydata()) == [0.5, 0.5] and list(a.get_ydata()) == [0.2]
+    assert b.get_color() != a.get_color()
+    assert legend_texts(figure) == ["trial_b (0:04)", "trial_a (0:02)"]
 
 
 def test_reference_levels_random_below_oracle() -> None:

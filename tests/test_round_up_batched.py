@@ -97,8 +97,8 @@ def test_yards_reset_one_by_one_keep_their_own_clocks_and_generators() -> None:
     for _ in range(3):
         step = batch.step({"high": np.zeros((2, 1), int), "low": np.zeros((2, 1), int)})
     assert step.over.all() and batch.all_over
-    assert step.truncated["high"].all() and step.truncated["low"].all()
-    assert not step.terminated["high"].any()
+    assert step.terminated["high"].all() and step.terminated["low"].all()
+    assert not step.truncated["high"].any()
     batch.reset([5], where=np.array([False, True]))
     assert list(batch.over) == [True, False] and list(batch.steps) == [3, 0]
     assert batch.due("high")[1, 0] and not batch.due("high")[0, 0]

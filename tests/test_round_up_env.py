@@ -162,7 +162,7 @@ def test_agents_are_never_revived_and_act_intermittently() -> None:
         if t.step < 120:
             assert not t.ending and not t.over, f"step {t.step}: {sorted(t.ending)} ended early"
     assert t.step == 120 and t.over and t.ending == set(env.possible_agents)
-    assert all(t.truncateds[a] for a in env.possible_agents) and not t.terminateds["__all__"]
+    assert all(t.terminateds[a] for a in env.possible_agents) and not t.truncateds["__all__"]
     for agent, steps in observed.items():
         gaps = np.diff(steps)
         assert (gaps > 1).any(), f"{agent} never paused"  # intermittent, not every step
@@ -339,7 +339,8 @@ def test_respawns_are_seeded() -> None:
 # -- the end of an episode ---------------------------------------------------------------
 
 
-def test_the_time_limit_truncates_every_agent_that_observed() -> None:
+def test_the_horizon_terminates_every_agent_that_observed() -> None:
+    """The clock is observed, so its end is the task's: terminated, never truncated."""
     env = make_env(num_robots=2, num_chickens=3, episode_steps=4)
     decide(env, 0, 1)  # step 1
     gained = compat(env, 0, 0)
@@ -356,8 +357,8 @@ def test_the_time_limit_truncates_every_agent_that_observed() -> None:
         "robot_2_high": 0.0,
         "robot_2_low": -0.001,
     }
-    assert terminateds == {"__all__": False}
-    assert truncateds == {**dict.fromkeys(env.possible_agents, True), "__all__": True}
+    assert truncateds == {"__all__": False}
+    assert terminateds == {**dict.fromkeys(env.possible_agents, True), "__all__": True}
     assert obs["robot_1_high"]["time_left"] == pytest.approx([0.0])
     assert infos["robot_1_high"] == {"caught_compatibility": pytest.approx(gained), "catches": 1}
     assert infos["robot_2_high"] == {"caught_compatibility": 0.0, "catches": 0}
@@ -370,10 +371,10 @@ def test_a_low_agent_that_never_observed_gets_no_final_observation() -> None:
     env = make_env(num_robots=2, num_chickens=3, episode_steps=1)
     env.reset(seed=0)
     obs, rewards, terminateds, truncateds, _ = env.step({"robot_1_high": 0, "robot_2_high": 1})
-    assert terminateds == {"__all__": False}
+    assert truncateds == {"__all__": False}
     assert sorted(obs) == sorted(rewards) == ["robot_1_high", "robot_2_high"]
     assert rewards == {"robot_1_high": 0.0, "robot_2_high": 0.0}
-    assert truncateds == {"robot_1_high": True, "robot_2_high": True, "__all__": True}
+    assert terminateds == {"robot_1_high": True, "robot_2_high": True, "__all__": True}
 
 
 def test_the_clock_in_every_observation() -> None:
@@ -461,8 +462,8 @@ def test_step_before_reset_and_after_the_end() -> None:
     with pytest.raises(ValueError, match="before reset"):
         env.step({"robot_1_high": 0})
     decide(env, 1)
-    _, _, _, truncateds, _ = env.step({"robot_1_low": 0})
-    assert truncateds["__all__"]
+    _, _, terminateds, _, _ = env.step({"robot_1_low": 0})
+    assert terminateds["__all__"]
     with pytest.raises(ValueError, match="episode is over"):
         env.step({"robot_1_low": 0})
     obs, _ = env.reset(seed=1)

@@ -1,5 +1,6 @@
 """The batched sampler against RLlib's own: the same rows, values and advantages on the same
-steps, the same distribution under the same weights, and the bookkeeping across samples."""
+steps (row by row, each agent's in time order), the same distribution under the same
+weights, and the bookkeeping across samples."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from hmarl.advantages import DISCOUNTS
 from hmarl.algorithm import HierarchicalPPO
 from hmarl.batched_env import agent_groups
+from hmarl.task import Task
 from hmarl.task_env import StampedEnv
 from hmarl.tasks.chicken_yard import TASK as YARD
+from hmarl.tasks.round_up import TASK as ROUND_UP
 from hmarl.training import TrainConfig, build_config, plan
 
 GAMMA, LAMBDA = 0.95, 0.9
@@ -45,17 +48,18 @@ class Recorder:
         return self.env.step(actions)
 
 
-def yard_algo(
-    tmp_path: Path, ppo: dict | None = None, **settings: Any
+def recorded_algo(
+    task: Task, tmp_path: Path, ppo: dict | None = None, **settings: Any
 ) -> tuple[HierarchicalPPO, list[Recorder]]:
     recorders: list[Recorder] = []
 
     def make_batched_env(config: dict, n: int) -> Recorder:
-        recorders.append(Recorder(YARD.make_batched_env(config, n)))
+        recorders.append(Recorder(task.make_batched_env(config, n)))
         return recorders[-1]
 
     p = plan(
         TrainConfig(
+            task=task.name,
             out=tmp_path / "run",
             stop_iters=1,
             gamma=GAMMA,
@@ -64,18 +68,20 @@ def yard_algo(
             **settings,
         )
     )
-    p.task = dataclasses.replace(YARD, make_batched_env=make_batched_env, ppo=ppo or {})
+    p.task = dataclasses.replace(task, make_batched_env=make_batched_env, ppo=ppo or {})
     return HierarchicalPPO(config=build_config(p)), recorders
 
 
-def replay(events: list, env_config: dict, num_envs: int, windows: list[int]) -> list[list]:
-    """The recorded steps again, through the yard's env and RLlib's episodes.
+def replay(
+    task: Task, events: list, env_config: dict, num_envs: int, windows: list[int]
+) -> list[list]:
+    """The recorded steps again, through the task's env and RLlib's episodes.
 
     Returns, per sample window, the episode chunks RLlib's env runner would have
     returned for it: finished episodes, then the running ones cut at the window's end.
     """
-    groups = agent_groups(YARD.make_batched_env(env_config, 1))
-    envs = [StampedEnv(YARD.make_env(env_config), "chicken_yard") for _ in range(num_envs)]
+    groups = agent_groups(task.make_batched_env(env_config, 1))
+    envs = [StampedEnv(task.make_env(env_config), task.name) for _ in range(num_envs)]
     episodes: list[MultiAgentEpisode | None] = [None] * num_envs
     last_obs: list[dict] = [{} for _ in range(num_envs)]
     chunks: list[list] = []
@@ -91,7 +97,7 @@ def replay(events: list, env_config: dict, num_envs: int, windows: list[int]) ->
                         a: envs[b].get_observation_space(a) for a in envs[b].possible_agents
                     },
                     action_space={a: envs[b].get_action_space(a) for a in envs[b].possible_agents},
-                    agent_to_module_mapping_fn=lambda agent, episode: YARD.policy_of(agent),
+                    agent_to_module_mapping_fn=lambda agent, episode: task.policy_of(agent),
                 )
                 episodes[b].add_env_reset(observations=obs, infos=infos)
                 last_obs[b] = obs
@@ -139,21 +145,59 @@ def replay(events: list, env_config: dict, num_envs: int, windows: list[int]) ->
 HIGH_GAMMA, HIGH_LAMBDA = 0.9, 0.5
 """A high level's own gamma and lambda (a task's PPO settings), unlike the run's."""
 
+COMPARED = (
+    Columns.ACTIONS,
+    Columns.REWARDS,
+    DISCOUNTS,
+    Columns.TERMINATEDS,
+    Columns.TRUNCATEDS,
+    Postprocessing.VALUE_TARGETS,
+    Postprocessing.ADVANTAGES,
+)
 
-@pytest.mark.parametrize("discounting", ["smdp", "per-decision", "smdp, own high gamma"])
+
+def sequences(batch: dict) -> dict[bytes, np.ndarray]:
+    """Each agent's rows of one sample (one agent-episode's), in time order, keyed by the
+    observation of its first row; the bootstrap row that closes them is left out."""
+    obs = batch[Columns.OBS]
+    fields = [obs[k] for k in sorted(obs)] if isinstance(obs, dict) else [obs]
+    flat = np.concatenate([np.asarray(f).reshape(len(f), -1) for f in fields], axis=1)
+    found, start = {}, 0
+    for row, trained in enumerate(np.asarray(batch[Columns.LOSS_MASK])):
+        if not trained:
+            key = flat[start].tobytes()
+            assert key not in found, "two sequences start from the same observation"
+            found[key] = np.arange(start, row)
+            start = row + 1
+    assert start == len(flat), "rows after the last bootstrap row"
+    return found
+
+
+@pytest.mark.parametrize(
+    ("task", "discounting"),
+    [
+        (YARD, "smdp"),
+        (YARD, "per-decision"),
+        (YARD, "smdp, own high gamma"),
+        (ROUND_UP, "smdp"),
+    ],
+    ids=["yard-smdp", "yard-per-decision", "yard-own-high-gamma", "round_up-smdp"],
+)
 def test_the_same_steps_give_the_same_rows_values_and_advantages(
-    discounting: str, local_ray, tmp_path
+    task: Task, discounting: str, local_ray, tmp_path
 ) -> None:
     """Two samples (decisions running across the cut between them included): hmarl's rows
-    against those RLlib's learner connectors build from the same steps. Rows are
-    compared as multisets: the two order them differently."""
+    against those RLlib's learner connectors build from the same steps, paired row by row:
+    each agent's rows, in time order, beside the same agent's."""
     own = discounting.endswith("own high gamma")
     ppo = {"high_level_policy": {"gamma": HIGH_GAMMA, "lambda_": HIGH_LAMBDA}} if own else None
-    # Episodes of 20 steps in windows of 25: every window holds ends of both kinds
-    # (arrivals, time-outs) and decisions cut by the window.
-    algo, recorders = yard_algo(
+    # Episodes of 20 steps in windows of 25: every window holds episode ends (in the yard
+    # of both kinds, arrivals and time-outs) and decisions cut by the window.
+    env = {"timeout": 20} if task is YARD else {"episode_steps": 20}
+    algo, recorders = recorded_algo(
+        task,
         tmp_path,
-        env={"timeout": 20, "num_robots": 3},
+        env={**env, "num_robots": 3},
         num_envs_per_env_runner=8,
         discounting=discounting.split(",")[0],
         ppo=ppo,
@@ -161,7 +205,7 @@ def test_the_same_steps_give_the_same_rows_values_and_advantages(
     try:
         runner, learner = algo.env_runner, algo.learner_group._learner
         ours = [runner.sample(num_timesteps=8 * 25), runner.sample(num_timesteps=8 * 25)]
-        chunks = replay(recorders[0].events, algo.config.env_config, 8, [25, 25])
+        chunks = replay(task, recorders[0].events, algo.config.env_config, 8, [25, 25])
         for window, (batch, episodes) in enumerate(zip(ours, chunks, strict=True)):
             theirs = learner._learner_connector(
                 rl_module=learner.module,
@@ -181,22 +225,17 @@ def test_the_same_steps_give_the_same_rows_values_and_advantages(
                     learner.module[policy], mine[policy], HIGH_LAMBDA if own_lambda else LAMBDA
                 )
                 where = f"window {window}, {policy}"
-                a, b = mine[policy], theirs[policy]
-                assert int(a[Columns.LOSS_MASK].sum()) == int(b[Columns.LOSS_MASK].sum()), where
-                columns = (
-                    Columns.ACTIONS,
-                    Columns.REWARDS,
-                    DISCOUNTS,
-                    Postprocessing.VALUE_TARGETS,
-                    Postprocessing.ADVANTAGES,
-                )
-                for column in columns:
-                    np.testing.assert_allclose(
-                        np.sort(a[column][a[Columns.LOSS_MASK]].numpy()),
-                        np.sort(b[column][b[Columns.LOSS_MASK]].numpy()),
-                        atol=1e-5,
-                        err_msg=f"{where}: {column}",
-                    )
+                a, b = sequences(mine[policy]), sequences(theirs[policy])
+                assert a.keys() == b.keys(), where
+                for key, rows in a.items():
+                    assert len(rows) == len(b[key]), where
+                    for column in COMPARED:
+                        np.testing.assert_allclose(
+                            np.asarray(mine[policy][column])[rows],
+                            np.asarray(theirs[policy][column])[b[key]],
+                            atol=1e-5,
+                            err_msg=f"{where}: {column}",
+                        )
             if own:  # the high level's decisions are discounted by its gamma, k steps each
                 discounts = mine["high_level_policy"][DISCOUNTS].numpy().astype(np.float64)
                 steps = np.log(discounts) / np.log(HIGH_GAMMA)
@@ -223,7 +262,7 @@ def test_the_same_weights_give_the_same_distribution(local_ray, tmp_path, monkey
     seen: dict[str, dict[str, list]] = {}
 
     def collector(name: str):
-        def log(logger, metrics, policy, episode_return, info) -> None:
+        def log(logger, metrics, policy, episode_return, info, windows=None) -> None:
             got = seen.setdefault(name, {})
             got.setdefault(f"return {policy}", []).append(float(episode_return))
             if policy == "low_level_policy" and info.get("arrived"):
@@ -282,3 +321,66 @@ def test_the_same_weights_give_the_same_distribution(local_ray, tmp_path, monkey
         chi2 = (((np.stack([ours[keep], theirs[keep]]) - expected) ** 2) / expected).sum()
         dof = keep.sum() - 1
         assert chi2 < dof + 4 * np.sqrt(2 * dof), (policy, chi2, dof)
+
+
+def _paths(tree: dict, prefix: tuple[str, ...] = ()) -> set[str]:
+    found = set()
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            found |= _paths(value, (*prefix, key))
+        else:
+            found.add("/".join((*prefix, key)))
+    return found
+
+
+def test_both_samplers_report_rllibs_metrics(local_ray, tmp_path, monkeypatch) -> None:
+    """Every metric RLlib's own env runner reports (its timers and connectors' aside) is in
+    the batched sampler's results too, under the same key: a Tune stop criterion or a
+    dashboard written for RLlib works with either. And the batch the learner gets counts
+    the env steps sampled, not its rows."""
+    import hmarl.algorithm
+
+    merged, merge_batches = [], hmarl.algorithm.merge_batches
+
+    def merge(*args: Any, **kwargs: Any) -> MultiAgentBatch:
+        merged.append(merge_batches(*args, **kwargs))
+        return merged[-1]
+
+    monkeypatch.setattr(hmarl.algorithm, "merge_batches", merge)
+    results = {}
+    for sampler in ("batched", "rllib"):
+        config = TrainConfig(
+            out=tmp_path / sampler,
+            sampler=sampler,
+            stop_iters=1,
+            train_batch_size=400,
+            minibatch_size=400,
+            num_epochs=1,
+            num_envs_per_env_runner=4,
+            env={"timeout": 20},
+            schedule_threshold=0.0,
+        )
+        algo = HierarchicalPPO(config=build_config(plan(config)))
+        try:
+            results[sampler] = algo.train()["env_runners"]
+        finally:
+            algo.stop()
+    ours, theirs = _paths(results["batched"]), _paths(results["rllib"])
+    # hmarl's own metrics appear as their values do (mean_steps with the first arrival).
+    skip = ("timer", "connector", "env_to_module", "sample", "hmarl/")
+    rllibs = {k for k in theirs if not any(w in k for w in skip)}
+    rllibs |= {k for k in theirs if k.startswith("num_") and "sampled" in k}
+    assert rllibs <= ours, sorted(rllibs - ours)
+    agents = ["robot_1_high", "robot_1_low", "robot_2_high", "robot_2_low"]
+    for key in ("agent_episode_returns_mean", "agent_steps", "num_agent_steps_sampled"):
+        assert sorted(results["batched"][key]) == agents, key
+    for sampler, found in results.items():
+        assert {"episode_return_mean", "episode_return_min", "episode_return_max"} <= set(found)
+        # Every episode ends at the time limit (20 steps): the same count from both.
+        assert found["num_episodes"] == 400 // 20, sampler
+    episode = results["batched"]
+    assert episode["episode_return_min"] <= episode["episode_return_mean"]
+    assert episode["episode_return_mean"] <= episode["episode_return_max"]
+    modules = episode["module_episode_returns_mean"]
+    assert episode["episode_return_mean"] == pytest.approx(sum(modules.values()))
+    assert [batch.env_steps() for batch in merged] == [400]

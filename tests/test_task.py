@@ -62,6 +62,13 @@ def test_three_fields_are_enough() -> None:
             "needs baselines",
         ),
         ({"schedule": Schedule("planner", "arrived", 0.9)}, "schedule's metric 'arrived'"),
+        (
+            {
+                "metrics": (Metric("arrived", "walker", "arrived"),),
+                "schedule": Schedule("planner", "arrived", 0.9, window=0),
+            },
+            "the schedule's window must be a whole number of values (at least 1), got 0",
+        ),
     ],
 )
 def test_a_bad_declaration_says_what_is_wrong(fields: dict, message: str) -> None:

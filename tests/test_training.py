@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -182,16 +184,78 @@ def test_the_schedule_opens_on_real_success_and_stays_open(local_ray, tmp_path) 
         algo.stop()
 
 
-def test_each_policy_gets_its_own_epochs(local_ray, tmp_path: Path) -> None:
-    """Every sample of a policy is used exactly its policy's num_epochs times per update."""
+def test_the_schedules_metric_is_averaged_over_the_schedules_window() -> None:
+    """30 failures, then 20 arrivals: over a window of 20 the rate is 1; over 200, 0.4."""
+    from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
+
+    from hmarl.metrics import count_key, log_agent_episode, metric_key, metric_windows
+    from hmarl.tasks.chicken_yard import TASK as YARD
+
+    success = YARD.metric("success_rate")
+    for window, rate in ((20, 1.0), (200, 0.4)):
+        windows = metric_windows(dataclasses.replace(YARD.schedule, window=window))
+        logger = MetricsLogger()
+        for arrived in [False] * 30 + [True] * 20:
+            log_agent_episode(logger, YARD.metrics, LOW, 0.0, {success.key: arrived}, windows)
+        assert logger.peek(metric_key("success_rate")) == pytest.approx(rate)
+        assert logger.peek(count_key("success_rate")) == 50
+
+
+@pytest.mark.parametrize("sampler", ["batched", "rllib"])
+def test_both_samplers_log_the_schedules_metric_over_its_window(
+    sampler: str, local_ray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hmarl.metrics
+    import hmarl.sampler
+
+    seen: list[dict | None] = []
+    log = hmarl.metrics.log_agent_episode
+
+    def recorded(logger, metrics, policy, episode_return, info, windows=None) -> None:
+        seen.append(windows)
+        log(logger, metrics, policy, episode_return, info, windows)
+
+    monkeypatch.setattr(hmarl.sampler, "log_agent_episode", recorded)
+    monkeypatch.setattr(hmarl.metrics, "log_agent_episode", recorded)
+    p = plan(tiny(out=tmp_path / "run", sampler=sampler, env={"timeout": 10}))
+    p.task = dataclasses.replace(p.task, schedule=dataclasses.replace(p.task.schedule, window=20))
+    algo = HierarchicalPPO(config=build_config(p))
+    try:
+        algo.env_runner.sample(num_timesteps=40)
+    finally:
+        algo.stop()
+    assert seen and all(windows == {"success_rate": 20} for windows in seen)
+
+
+def test_each_policy_gets_its_own_epochs(
+    local_ray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every row of a policy's batch is trained on exactly num_epochs times per update, the
+    high level's few as often as the low level's many. (RLlib 2.60's own iterator runs
+    until the largest module has done its epochs, cycling the smaller ones: the high
+    level's rows would be used about as many times over as the low level has rows more.)"""
+    import hmarl.learner
+
+    updates = []
+
+    class Recorded(hmarl.learner.PerModuleMinibatches):
+        def __init__(self, batch, *args, **kwargs) -> None:
+            super().__init__(batch, *args, **kwargs)
+            updates.append({m: (len(b), self.plans[m]) for m, b in batch.policy_batches.items()})
+
+    monkeypatch.setattr(hmarl.learner, "PerModuleMinibatches", Recorded)
     algo = build(tmp_path, schedule_threshold=0.0, num_epochs=3)
     try:
         result = algo.train()
-        trained = {m: int(result["learners"][m]["num_module_steps_trained"]) for m in (HIGH, LOW)}
-        batch = {m: trained[m] // 3 for m in trained}
-        assert trained == {m: 3 * batch[m] for m in trained} and batch[HIGH] >= 1
     finally:
         algo.stop()
+    (update,) = updates
+    assert update[HIGH][0] * 10 < update[LOW][0]  # a small module beside a large one
+    for module, (rows, minibatches) in update.items():
+        assert np.array_equal(np.bincount(np.concatenate(minibatches), minlength=rows), [3] * rows)
+        assert len(minibatches) == 3 * math.ceil(rows / 200)  # minibatches of at most 200 rows
+        assert all(len(minibatch) <= 200 for minibatch in minibatches)
+        assert result["learners"][module]["num_module_steps_trained"] == 3 * rows, module
 
 
 def test_checkpoint_restores_the_same_actions(local_ray, tmp_path: Path) -> None:
@@ -241,27 +305,35 @@ def _optimizer_state(algo: HierarchicalPPO) -> list[np.ndarray]:
     return [np.asarray(leaf) for leaf in tree.flatten(state)]
 
 
-@pytest.mark.parametrize("sampler", ["batched", "rllib"])
-def test_the_same_seed_learns_the_same_weights(sampler: str, local_ray, tmp_path: Path) -> None:
-    learned = []
-    for run in ("a", "b"):
-        algo = build(tmp_path / run, seed=7, sampler=sampler, schedule_threshold=0.0)
-        try:
-            for _ in range(2):
-                algo.train()
-            learned.append(_all_weights(algo))
-        finally:
-            algo.stop()
-    other = build(tmp_path / "c", seed=8, sampler=sampler, schedule_threshold=0.0)
-    try:
-        other.train()
-        other.train()
-        different = _all_weights(other)
-    finally:
-        other.stop()
-    for module in (HIGH, LOW):
-        assert np.array_equal(learned[0][module], learned[1][module])
-        assert not np.array_equal(learned[0][module], different[module])
+def test_any_process_learns_the_same_weights(tmp_path: Path) -> None:
+    """The same seed, the same weights, whatever the process's string hash seed; another
+    seed, others. Each process trains both samplers, its seeds in its own order, so a
+    run that leaks state into the next in one process shows too."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).with_name("weights_digest.py")
+    runs = {"1": ["7", "8"], "3": ["8", "7"]}
+    started = {
+        hash_seed: subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / hash_seed), *seeds],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONWARNINGS": "ignore"},
+        )
+        for hash_seed, seeds in runs.items()
+    }
+    found = {}
+    for hash_seed, process in started.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        found[hash_seed] = json.loads(out.strip().splitlines()[-1])
+    for sampler in ("batched", "rllib"):
+        first, second = found["1"][sampler], found["3"][sampler]
+        assert first == second, sampler
+        assert first["7"] != first["8"], sampler
 
 
 def test_resume_restores_the_state_and_samples_new_episodes(

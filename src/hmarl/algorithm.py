@@ -160,13 +160,19 @@ class HierarchicalPPO(PPO):
         )
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
             sampled = runners.foreach_env_runner(
-                lambda runner, n=steps: (runner.sample(num_timesteps=n), runner.get_metrics()),
+                lambda runner, n=steps: (
+                    runner.sample(num_timesteps=n),
+                    runner.sampled_env_steps,
+                    runner.get_metrics(),
+                ),
                 local_env_runner=not remote,
             )
             if not sampled:  # every remote runner failed this time; they get restarted
                 return
-            self.metrics.aggregate([metrics for _, metrics in sampled], key=ENV_RUNNER_RESULTS)
-        batch = merge_batches([batch for batch, _ in sampled])
+            self.metrics.aggregate([metrics for *_, metrics in sampled], key=ENV_RUNNER_RESULTS)
+        batch = merge_batches(
+            [batch for batch, *_ in sampled], env_steps=sum(n for _, n, _ in sampled)
+        )
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self.learner_group.update(
                 batch=batch,
@@ -182,7 +188,7 @@ class HierarchicalPPO(PPO):
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
             runners.sync_weights(
                 from_worker_or_learner_group=self.learner_group,
-                policies=set(batch.policy_batches),
+                policies=list(batch.policy_batches),
                 inference_only=True,
             )
 
@@ -300,11 +306,12 @@ class HierarchicalPPO(PPO):
             self.schedule_open = bool(state["schedule_open"])
 
 
-def merge_batches(parts: list[dict[str, dict[str, Any]]]) -> MultiAgentBatch:
+def merge_batches(parts: list[dict[str, dict[str, Any]]], env_steps: int) -> MultiAgentBatch:
     """The batches of several runners as one: each policy's rows side by side.
 
     Each runner's rows already end every sequence with its bootstrap row, so they
-    can be concatenated as they are.
+    can be concatenated as they are. ``env_steps`` is how many env steps the runners
+    sampled for them together (RLlib's ``MultiAgentBatch.env_steps()``, not a row count).
     """
     from hmarl.sampler import concatenate_columns
 
@@ -315,7 +322,6 @@ def merge_batches(parts: list[dict[str, dict[str, Any]]]) -> MultiAgentBatch:
         )
         for policy in policies
     }
-    env_steps = sum(len(b) for b in batches.values())
     return MultiAgentBatch(batches, env_steps=env_steps)
 
 

@@ -54,6 +54,7 @@ from ray.rllib.utils.torch_utils import explained_variance
 
 from hmarl.advantages import SMDPAdvantageEstimation, add_advantages
 from hmarl.central_critic import AddGlobalState
+from hmarl.seeding import visit_agents_in_order
 
 CLIP_FRACTION = "clip_fraction"
 VF_EXPLAINED_VAR = "vf_explained_var"
@@ -104,6 +105,7 @@ class HierarchicalPPOLearner(PPOTorchLearner):
 
     @override(PPOTorchLearner)
     def build(self) -> None:
+        visit_agents_in_order()  # the same batch rows in every process (see hmarl.seeding)
         super().build()
         if self._learner_connector is not None:
             # PPOLearner.build() appended RLlib's GAE piece last; hmarl's goes there,

@@ -21,12 +21,28 @@ gamma). The learner then computes values and advantages with
 own sampler. A decision still running at the end of a sample is carried into
 the next one, as RLlib carries a hanging action into the next episode chunk.
 
+Stale log-probabilities: a carried decision keeps the ``action_logp`` of the weights
+that took it, which the update in between has replaced. On the round-up that is about
+65 % of the high level's rows (a decision lasts about 10 env steps, a sample 8 per
+env; ``benchmarks/stale_logp.py`` on a trained run). For them PPO's ratio
+pi_theta(a|s) / mu(a|s) is taken against mu, the policy that acted, one update old:
+the right importance weight for an action mu drew, but PPO's clip range is then
+centred on mu, not on the weights the update starts from. So at the first minibatch
+their ratio is already off 1 (by 0.06 on average), and 2.8 % of the high level's rows
+lie outside the clip range before any gradient step (they give no gradient that pushes
+them further out). Left so, as RLlib's own sampler leaves a hanging action's:
+recomputing the log-probabilities with the current weights would centre the clip
+range but drop the importance weight (a bias of the same size), and decoupling the
+two (the "proximal" policy of Hilton et al., 2021, "Batch size-invariance for policy
+optimization") would change PPO's loss for an effect on 3 % of the rows.
+
 Episode seeds come from the runner's own generator (:mod:`hmarl.seeding`): new
 ones after a resume or a restart, never an evaluation seed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +54,10 @@ from ray.rllib.core import COMPONENT_RL_MODULE
 from ray.rllib.core.columns import Columns
 from ray.rllib.env import INPUT_ENV_SINGLE_SPACES, INPUT_ENV_SPACES
 from ray.rllib.env.env_runner import EnvRunner
+from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.checkpoints import Checkpointable
 from ray.rllib.utils.metrics import (
-    EPISODE_LEN_MEAN,
     NUM_AGENT_STEPS_SAMPLED,
     NUM_AGENT_STEPS_SAMPLED_LIFETIME,
     NUM_ENV_STEPS_SAMPLED,
@@ -59,7 +75,7 @@ from hmarl.evaluation import group_policies
 from hmarl.faults import RecoversFromEnvFaults
 from hmarl.flat_observations import flat_space, flatten
 from hmarl.global_state import GLOBAL_STATE
-from hmarl.metrics import WINDOW, log_agent_episode
+from hmarl.metrics import log_agent_episode, metric_windows
 from hmarl.policies import to_torch
 from hmarl.seeding import draw_seeds, reseeded, runner_generator
 from hmarl.task_env import EnvFault
@@ -97,6 +113,9 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         self.central = frozenset(config.central_policies)
         self._seeds = runner_generator(config.seed, self.worker_index)
         self._weights_seq_no = 0
+        self.sampled_env_steps = 0
+        """Env steps the last ``sample`` took (every env stepped together)."""
+        self._windows = metric_windows(config.schedule)
         self.env: BatchedEnv | None = None
         if self.worker_index or config.num_env_runners == 0:
             self.make_env()
@@ -146,7 +165,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         """At least ``num_timesteps`` env steps (all envs stepped together); a batch per policy."""
         if self._needs_reset:
             self._reset(None)
-            self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
+            self._episodes = _Episodes(self.env)
             self._needs_reset = False
         target = num_timesteps or self.config.get_rollout_fragment_length() * self.num_envs
         rows = {group: _Rows() for group in self.env.groups}
@@ -155,15 +174,15 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
             actions = {group: self._act(group, step, rows[group]) for group in self.env.groups}
             result = self._step(actions)
             elapsed = world_time(result, self.num_envs)
+            self._episodes.step(self.env, result, elapsed)
             for group in self.env.groups:
                 self._after_step(group, step, result, elapsed, rows[group])
-            self._episode_steps += elapsed
             world_steps += int(elapsed.sum())
             step += 1
             if result.over.any():
                 self._log_episodes(result.over)
                 self._reset(result.over)
-                self._episode_steps[result.over] = 0
+                self._episodes.start(self.env, result.over)
         for group in self.env.groups:
             self._close_sequences(group, step, rows[group])
         self._log_steps(world_steps)
@@ -236,7 +255,6 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         state.complete(due & state.pending, step, rows, terminated=None, truncated=None)
         state.start(due, inputs, chosen, logp.numpy(), dist_inputs.numpy())
         actions[due] = chosen
-        self._log_module_steps(policy, int(due.sum()))
         return actions
 
     def _after_step(
@@ -261,10 +279,11 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         closing = ended & state.open
         state.bootstrap(closing, self._inputs(group, closing), step, rows)
         infos = {key: values[ended] for key, values in result.infos[group].items()}
-        for i, episode_return in enumerate(state.episode_return[ended]):
+        for i, episode_return in enumerate(self._episodes.returns[group][ended]):
             info = {key: values[i] for key, values in infos.items()}
-            log_agent_episode(self.metrics, self.task.metrics, policy, episode_return, info)
-        state.episode_return[ended] = 0.0
+            log_agent_episode(
+                self.metrics, self.task.metrics, policy, episode_return, info, self._windows
+            )
 
     def _close_sequences(self, group: str, steps: int, rows: _Rows) -> None:
         """End a sample as RLlib's env runner ends its episode chunks.
@@ -305,27 +324,45 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
     # -- metrics -----------------------------------------------------------------------
 
     def _log_steps(self, env_steps: int) -> None:
+        """RLlib's counts of a sample: env steps (of world time), and observations per agent
+        and per module."""
+        self.sampled_env_steps = env_steps
+        self.metrics.log_value(WEIGHTS_SEQ_NO, self._weights_seq_no, window=1)
         self.metrics.log_value(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
         self.metrics.log_value(
             NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True
         )
         self.num_env_steps_sampled_lifetime += env_steps
-
-    def _log_module_steps(self, policy: str, count: int) -> None:
-        for key, reduce in (
-            (NUM_MODULE_STEPS_SAMPLED, "sum"),
-            (NUM_MODULE_STEPS_SAMPLED_LIFETIME, "lifetime_sum"),
-            (NUM_AGENT_STEPS_SAMPLED, "sum"),
-            (NUM_AGENT_STEPS_SAMPLED_LIFETIME, "lifetime_sum"),
-        ):
-            self.metrics.log_value((key, policy), count, reduce=reduce)
+        # As RLlib 2.60's MultiAgentEnvRunner._increase_sampled_metrics: an agent step is
+        # an observation after an env step (final ones included), keyed by agent id; a
+        # module step is one of its agents'.
+        for group, agents in self.env.groups.items():
+            policy = self.policies[group]
+            for agent, count in zip(agents, self._episodes.take_observed(group), strict=True):
+                if not count:
+                    continue
+                for key, reduce in (
+                    ((NUM_AGENT_STEPS_SAMPLED, agent), "sum"),
+                    ((NUM_AGENT_STEPS_SAMPLED_LIFETIME, agent), "lifetime_sum"),
+                    ((NUM_MODULE_STEPS_SAMPLED, policy), "sum"),
+                    ((NUM_MODULE_STEPS_SAMPLED_LIFETIME, policy), "lifetime_sum"),
+                ):
+                    self.metrics.log_value(key, int(count), reduce=reduce)
 
     def _log_episodes(self, over: np.ndarray) -> None:
+        """RLlib's episode metrics, under its names, for each env whose episode is ``over``."""
         count = int(over.sum())
         self.metrics.log_value(NUM_EPISODES, count, reduce="sum")
         self.metrics.log_value(NUM_EPISODES_LIFETIME, count, reduce="lifetime_sum")
-        for length in self._episode_steps[over]:
-            self.metrics.log_value(EPISODE_LEN_MEAN, int(length), window=WINDOW)
+        for episode in self._episodes.finished(self.env, self.policies, over):
+            # RLlib 2.60's own MultiAgentEnvRunner._log_episode_metrics (a private method,
+            # env/multi_agent_env_runner.py), called with this runner as its ``self``: it
+            # reads only ``self.config`` (metrics_num_episodes_for_smoothing,
+            # num_env_runners) and ``self.metrics``, and logs the episode's length,
+            # return, duration, per-agent and per-module returns and per-agent steps
+            # with its windows and min/max. So both samplers report the same keys
+            # (tests/test_sampler.py::test_both_samplers_report_rllibs_metrics).
+            MultiAgentEnvRunner._log_episode_metrics(self, **episode)
 
     @override(EnvRunner)
     def get_metrics(self) -> dict[str, Any]:
@@ -379,6 +416,86 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         self.env = None
 
 
+class _Episodes:
+    """Each env's running episode, as RLlib's episode metrics need it; arrays are (B, N).
+
+    Agents are never revived, so an agent's return since its episode began is its
+    episode return, also once it has ended (and still while its env's episode runs).
+    """
+
+    def __init__(self, env: BatchedEnv) -> None:
+        shape = {g: (env.num_envs, len(agents)) for g, agents in env.groups.items()}
+        self.returns = {g: np.zeros(s) for g, s in shape.items()}
+        """Rewards of each agent since its episode began."""
+        self.steps = {g: np.zeros(s, dtype=np.int64) for g, s in shape.items()}
+        """Actions of each agent since its episode began (RLlib's agent steps)."""
+        self.seen = {g: np.zeros(s, dtype=bool) for g, s in shape.items()}
+        """Agents that have observed in the episode (RLlib's episode holds only those)."""
+        self.observed = {g: np.zeros(s[1], dtype=np.int64) for g, s in shape.items()}
+        """Observations after env steps per agent, since the last sample's counts."""
+        self.length = np.zeros(env.num_envs, dtype=np.int64)
+        self.began = np.zeros(env.num_envs)
+        self.start(env, None)
+
+    def start(self, env: BatchedEnv, where: np.ndarray | None) -> None:
+        """New episodes in the envs ``where`` (all if None): each due agent will act."""
+        where = np.ones(env.num_envs, dtype=bool) if where is None else where
+        for group in env.groups:
+            due = env.due(group) & where[:, None]
+            for tally in (self.returns, self.steps, self.seen):
+                tally[group][where] = 0
+            self.steps[group] += due
+            self.seen[group] |= due
+        self.length[where] = 0
+        self.began[where] = time.perf_counter()
+
+    def step(self, env: BatchedEnv, result: Any, elapsed: np.ndarray) -> None:
+        """One env step (``elapsed`` (B,) its world time): its rewards, and what every agent
+        observes after it."""
+        self.length += elapsed
+        for group in env.groups:
+            self.returns[group] += result.rewards[group]
+            due = env.due(group)
+            observes = due | result.terminated[group] | result.truncated[group]
+            self.observed[group] += observes.sum(axis=0)
+            self.steps[group] += due
+            self.seen[group] |= observes
+
+    def take_observed(self, group: str) -> np.ndarray:
+        """Each agent's observations since the last call (RLlib's agent steps sampled)."""
+        counts = self.observed[group].copy()
+        self.observed[group][:] = 0
+        return counts
+
+    def finished(
+        self, env: BatchedEnv, policies: Mapping[str, str], over: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """The arguments of RLlib's ``_log_episode_metrics`` for each env that is ``over``."""
+        now = time.perf_counter()
+        episodes = []
+        for b in np.flatnonzero(over):
+            agents: dict[str, float] = {}
+            modules: dict[str, float] = {}
+            agent_steps: dict[str, int] = {}
+            for group, ids in env.groups.items():
+                for n in np.flatnonzero(self.seen[group][b]):
+                    ret = float(self.returns[group][b, n])
+                    agents[ids[n]] = ret
+                    modules[policies[group]] = modules.get(policies[group], 0.0) + ret
+                    agent_steps[ids[n]] = int(self.steps[group][b, n])
+            episodes.append(
+                {
+                    "length": int(self.length[b]),
+                    "ret": sum(agents.values()),
+                    "sec": now - float(self.began[b]),
+                    "agents": agents,
+                    "modules": modules,
+                    "agent_steps": agent_steps,
+                }
+            )
+        return episodes
+
+
 class _Slots:
     """Per agent of one group (arrays are (B, N)): the decision in progress and its return."""
 
@@ -395,7 +512,6 @@ class _Slots:
         self.last_discount = np.ones(shape)
         """The discount its last world step's reward got (a zero-time step's rewards count
         with that step's, as hmarl.task_env counts them)."""
-        self.episode_return = np.zeros(shape)
         self.columns: dict[str, Any] | None = None
 
     def start(
@@ -426,7 +542,6 @@ class _Slots:
     def collect(self, rewards: np.ndarray, gamma: float, smdp: bool, elapsed: np.ndarray) -> None:
         """A step's rewards: each counted at its own world step within the decision (smdp);
         ``elapsed`` (B,) is the world time the step took in each env."""
-        self.episode_return += rewards
         if not smdp:
             self.ret += np.where(self.pending, rewards, 0.0)
             self.discount = np.where(self.pending, gamma, self.discount)

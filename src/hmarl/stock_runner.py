@@ -5,7 +5,8 @@
 - a fault of the task's env rebuilds the env instead of ending the process
   (:class:`hmarl.faults.RecoversFromEnvFaults`);
 - after a resume or a restart it draws its episodes from a new stream (:meth:`reseed`,
-  see :mod:`hmarl.seeding`);
+  see :mod:`hmarl.seeding`), and it visits agents in the order of their ids, in every
+  process (``hmarl.seeding.visit_agents_in_order``);
 - its env-step counters count world time: a step that took none (a decision step,
   see :mod:`hmarl.task_env`) counts 0, so ``num_env_steps_sampled``, the sample's
   length, throughput and ``--stop-timesteps`` are in world steps, as hmarl's batched
@@ -24,6 +25,12 @@ from hmarl.faults import RecoversFromEnvFaults
 
 class StockEnvRunner(RecoversFromEnvFaults, MultiAgentEnvRunner):
     """RLlib's own multi-agent env runner, as hmarl runs it (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from hmarl.seeding import visit_agents_in_order
+
+        visit_agents_in_order()  # the same seed, the same samples, in every process
+        super().__init__(*args, **kwargs)
 
     def reseed(self, *salt: int) -> None:
         """New episodes from the next sample on (see :mod:`hmarl.seeding`).

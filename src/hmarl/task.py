@@ -185,6 +185,7 @@ class Schedule:
     """A :class:`Metric` name of the task."""
     threshold: float
     window: int = 200
+    """How many of the metric's latest values the decision averages (and waits for)."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,13 @@ class Task:
                 )
             if self.score.reference == "best" and not self.baselines:
                 raise TaskError(f"task {self.name}: a score against 'best' needs baselines")
+        if self.schedule is not None and not (
+            isinstance(self.schedule.window, int) and self.schedule.window >= 1
+        ):
+            raise TaskError(
+                f"task {self.name}: the schedule's window must be a whole number of values "
+                f"(at least 1), got {self.schedule.window!r}"
+            )
         if self.schedule is not None and self.schedule.metric not in names:
             raise TaskError(
                 f"task {self.name}: the schedule's metric {self.schedule.metric!r} is not "

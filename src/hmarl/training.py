@@ -373,7 +373,7 @@ def build_config(p: Plan) -> Any:
     from ray.tune.registry import register_env
 
     from hmarl.algorithm import HierarchicalPPOConfig
-    from hmarl.metrics import EpisodeMetrics
+    from hmarl.metrics import EpisodeMetrics, metric_windows
     from hmarl.task_env import TaskEnv
 
     cfg, task = p.cfg, p.task
@@ -410,14 +410,19 @@ def build_config(p: Plan) -> Any:
         )
         .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
         .multi_agent(
-            policies=set(p.policies),
+            # A list, not a set: RLlib builds the modules in this order, each drawing
+            # its first weights from torch's generator (a set's order follows the
+            # process's string hash seed).
+            policies=list(p.policies),
             policy_mapping_fn=PolicyMapping(task),
             algorithm_config_overrides_per_module={
                 policy: PPOConfig.overrides(**{k: v for k, v in settings.items() if k != "critic"})
                 for policy, settings in task.ppo.items()
             },
         )
-        .callbacks(on_episode_end=EpisodeMetrics(task.metrics, task.policy_of))
+        .callbacks(
+            on_episode_end=EpisodeMetrics(task.metrics, task.policy_of, metric_windows(schedule(p)))
+        )
         .debugging(seed=cfg.seed)
         .hierarchy(
             schedule=schedule(p),

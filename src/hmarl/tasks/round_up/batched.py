@@ -46,14 +46,15 @@ class RoundUpStep:
     def __init__(
         self,
         rewards: dict[str, np.ndarray],
-        truncated: dict[str, np.ndarray],
+        terminated: dict[str, np.ndarray],
         infos: dict[str, dict[str, np.ndarray]],
         over: np.ndarray,
     ) -> None:
         self.rewards = rewards
-        self.truncated = truncated
-        # The time limit is the round-up's only end, and it lies outside the task.
-        self.terminated = {group: np.zeros_like(flags) for group, flags in truncated.items()}
+        self.terminated = terminated
+        # The horizon is the round-up's only end, and part of the task (its clock is
+        # observed): nothing is cut off from outside.
+        self.truncated = {group: np.zeros_like(flags) for group, flags in terminated.items()}
         self.infos = infos
         self.over = over
 
@@ -260,7 +261,7 @@ class BatchedRoundUp:
         catches = np.where(self.catches > 0, self.catches, np.nan)
         return RoundUpStep(
             rewards={"high": cfg.high_rewards(high_rewards), "low": low_rewards},
-            truncated={
+            terminated={
                 "high": np.broadcast_to(ending[:, None], caught.shape).copy(),
                 "low": ending[:, None] & self.low_seen,
             },

@@ -113,10 +113,13 @@ class RoundUpEnv(MultiAgentEnv):
     same actions give the same episode.
 
     **Episode end.** After ``episode_steps`` steps every agent that has observed
-    is *truncated* (``__all__`` too) with a final observation and a reward (0.0 if
-    nothing happened to it on that step): a time limit outside the task, no
-    penalty, values bootstrap. Nothing is ever terminated. A low agent's final
-    observation shows the last target its robot chose.
+    is *terminated* (``__all__`` too) with a final observation and a reward (0.0 if
+    nothing happened to it on that step); no penalty. The horizon is part of the
+    task, not a cut-off outside it: both levels observe the clock (``time_left``),
+    so a state at the horizon is a state with no time left, worth nothing more,
+    and values do not bootstrap there (a chicken not caught by then is worth
+    nothing). Nothing ends earlier, and nothing is ever truncated. A low agent's
+    final observation shows the last target its robot chose.
 
     **Infos.** Empty until the end. Then each high agent's holds its robot's
     episode tallies: ``caught_compatibility`` (summed over its catches) and
@@ -148,7 +151,7 @@ class RoundUpEnv(MultiAgentEnv):
     {'robot_1_low': -0.001, 'robot_2_low': -0.001}
     >>> obs, rewards, terminateds, truncateds, infos = env.step(
     ...     {"robot_1_low": 4, "robot_2_low": 0})
-    >>> truncateds["__all__"], sorted(obs) == env.possible_agents
+    >>> terminateds["__all__"], sorted(obs) == env.possible_agents
     (True, True)
     >>> infos["robot_1_high"]
     {'caught_compatibility': 0.0, 'catches': 0}
@@ -159,6 +162,9 @@ class RoundUpEnv(MultiAgentEnv):
 
     **Version history.** v0: the round-up. v1: ``other_oceans`` and
     ``other_targets`` in the high level's view (checkpoints of v0 do not load).
+    v2: the horizon terminates every agent (it truncated them, so each robot's
+    last decisions bootstrapped from the value at ``time_left`` = 0, a state the
+    value never trains on; the spaces are unchanged).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -284,7 +290,7 @@ class RoundUpEnv(MultiAgentEnv):
                 rewards[self._high[robot]] = float(paid[robot])
 
         if out.over:
-            obs, rewards, truncateds, infos = self._end(rewards)
+            obs, rewards, terminateds, infos = self._end(rewards)
         else:
             due = [
                 (self._high if chicken is None else self._low)[robot]
@@ -292,18 +298,19 @@ class RoundUpEnv(MultiAgentEnv):
             ]
             obs = {a: self._observe(a) for a in due}
             self._seen.update(obs)
-            truncateds, infos = {"__all__": False}, {}
+            terminateds, infos = {"__all__": False}, {}
         self._due = set() if out.over else set(obs)
         # RLlib's env checker wants every agent in this step's results in `agents`.
         self.agents = sorted(obs)
         if self.render_mode is not None:
             for agent, reward in rewards.items():
                 self.returns[agent] += reward
-        return obs, rewards, {"__all__": False}, truncateds, infos
+        return obs, rewards, terminateds, {"__all__": False}, infos
 
     def _end(self, rewards: AgentDict) -> tuple[AgentDict, AgentDict, AgentDict, AgentDict]:
-        """The time limit: every agent that has observed gets a final observation, a reward
-        (RLlib wants one for every agent that acted and observes) and its tallies."""
+        """The horizon: every agent that has observed gets a final observation, a reward
+        (RLlib wants one for every agent that acted and observes), its tallies, and
+        its terminated flag."""
         ended = [a for a in self.possible_agents if a in self._seen]
         obs = {a: self._observe(a) for a in ended}
         rewards = dict.fromkeys(ended, 0.0) | rewards
