@@ -68,7 +68,9 @@ def recorded_algo(
             **settings,
         )
     )
-    p.task = dataclasses.replace(task, make_batched_env=make_batched_env, ppo=ppo or {})
+    # The task's own PPO settings (a centralised critic, say), with the test's on top.
+    own = {p: {**task.ppo.get(p, {}), **(ppo or {}).get(p, {})} for p in {*task.ppo, *(ppo or {})}}
+    p.task = dataclasses.replace(task, make_batched_env=make_batched_env, ppo=own)
     return HierarchicalPPO(config=build_config(p)), recorders
 
 
@@ -81,7 +83,8 @@ def replay(
     returned for it: finished episodes, then the running ones cut at the window's end.
     """
     groups = agent_groups(task.make_batched_env(env_config, 1))
-    envs = [StampedEnv(task.make_env(env_config), task.name) for _ in range(num_envs)]
+    central = any(settings.get("critic") == "central" for settings in task.ppo.values())
+    envs = [StampedEnv(task.make_env(env_config), task.name, central) for _ in range(num_envs)]
     episodes: list[MultiAgentEpisode | None] = [None] * num_envs
     last_obs: list[dict] = [{} for _ in range(num_envs)]
     chunks: list[list] = []

@@ -37,6 +37,7 @@ __all__ = [
     "low_agent",
     "policy_of",
     "robot_index",
+    "state_space",
 ]
 
 
@@ -56,6 +57,22 @@ def high_observation_space(config: RoundUpConfig) -> gym.spaces.Dict:
     )
 
 
+def state_space(config: RoundUpConfig) -> gym.spaces.Dict:
+    """The whole yard, for a centralised critic: every robot, every chicken, the clock."""
+    c, r, o = config.num_chickens, config.num_robots, config.num_ocean_features
+    low = ocean_low(config.yard)
+    return gym.spaces.Dict(
+        {
+            "robot_positions": box(r, 2),
+            "robot_oceans": box(r, o, low=low),
+            "robot_targets": box(r, c),
+            "chicken_positions": box(c, 2),
+            "chicken_oceans": box(c, o, low=low),
+            "time_left": box(1),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class Spaces:
     """The observation and action space of each level, built once and shared by its agents
@@ -65,6 +82,7 @@ class Spaces:
     high_action: gym.spaces.Discrete
     low_observation: gym.spaces.Dict
     low_action: gym.spaces.Discrete
+    state: gym.spaces.Dict
 
     @classmethod
     def of(cls, config: RoundUpConfig) -> Spaces:
@@ -73,4 +91,5 @@ class Spaces:
             high_action=yard_agents.high_action_space(config.yard),
             low_observation=yard_agents.low_observation_space(config.yard),
             low_action=yard_agents.low_action_space(config.yard),
+            state=state_space(config),
         )

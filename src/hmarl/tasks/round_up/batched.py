@@ -77,6 +77,7 @@ class BatchedRoundUp:
             "low": [low_agent(i) for i in robots],
         }
         spaces = Spaces.of(cfg)
+        self.state_space = spaces.state
         self.observation_spaces = {"high": spaces.high_observation, "low": spaces.low_observation}
         self.action_spaces = {"high": spaces.high_action, "low": spaces.low_action}
         # The same products as the yard's moves, plus a still row.
@@ -172,6 +173,21 @@ class BatchedRoundUp:
         """(B, R) robots whose ``group`` agent acts next."""
         deciding = self.targets < 0
         return (deciding if group == "high" else ~deciding) & ~self.over[:, None]
+
+    def states(self) -> dict[str, np.ndarray]:
+        """Every yard's state (the env's ``state()``), each field (B, ...)."""
+        c = self.config.num_chickens
+        heading = self.targets >= 0
+        targets = (self.targets[..., None] == np.arange(c)) & heading[..., None]
+        time_left = (1.0 - self.steps / self.config.episode_steps).astype(np.float32)
+        return {
+            "robot_positions": self.positions.astype(np.float32),
+            "robot_oceans": self._robot_oceans32,
+            "robot_targets": targets.astype(np.float32),
+            "chicken_positions": self._chicken_positions32,
+            "chicken_oceans": self._chicken_oceans32,
+            "time_left": time_left[:, None],
+        }
 
     def observations(self, group: str) -> dict[str, np.ndarray]:
         """Observations of every robot's ``group`` agent, each field (B, R, ...)."""

@@ -121,6 +121,12 @@ class RoundUpEnv(MultiAgentEnv):
     nothing). Nothing ends earlier, and nothing is ever truncated. A low agent's
     final observation shows the last target its robot chose.
 
+    **Global state** (``state_space``, ``state()``; :mod:`hmarl.global_state`): the
+    whole yard, for a centralised critic: ``robot_positions`` (R, 2),
+    ``robot_oceans`` (R, O), ``robot_targets`` (R, C: 1 at the chicken each robot is
+    heading for, 0s while it decides), ``chicken_positions`` (C, 2),
+    ``chicken_oceans`` (C, O) and ``time_left`` (1,).
+
     **Infos.** Empty until the end. Then each high agent's holds its robot's
     episode tallies: ``caught_compatibility`` (summed over its catches) and
     ``catches``; each low agent's ``moves`` and ``moves_per_catch`` (None without
@@ -164,7 +170,10 @@ class RoundUpEnv(MultiAgentEnv):
     ``other_targets`` in the high level's view (checkpoints of v0 do not load).
     v2: the horizon terminates every agent (it truncated them, so each robot's
     last decisions bootstrapped from the value at ``time_left`` = 0, a state the
-    value never trains on; the spaces are unchanged).
+    value never trains on; the spaces are unchanged). v3: a global state
+    (``state_space``, ``state()``), which the high level's value reads (a
+    centralised critic); the observations are unchanged, the high-level network is
+    not (checkpoints of v2 do not load).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -190,6 +199,7 @@ class RoundUpEnv(MultiAgentEnv):
         self.action_spaces = {a: spaces.high_action for a in self._high} | {
             a: spaces.low_action for a in self._low
         }
+        self.state_space = spaces.state
         self._due: set[str] = set()
         self._seen: set[str] = set()
         self._reset_done = False
@@ -230,6 +240,21 @@ class RoundUpEnv(MultiAgentEnv):
     def _observe(self, agent: str) -> dict[str, np.ndarray]:
         robot = self._robot_of[agent]
         return self._high_obs(robot) if agent in self._high else self._low_obs(robot)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The whole yard now (``state_space``): what a centralised critic reads."""
+        targets = np.zeros((self.config.num_robots, self.config.num_chickens), np.float32)
+        for robot, chicken in enumerate(self.round_up.targets):
+            if chicken is not None:
+                targets[robot, chicken] = 1.0
+        return {
+            "robot_positions": self.round_up.yard.positions.astype(np.float32),
+            "robot_oceans": self._robot_oceans,
+            "robot_targets": targets,
+            "chicken_positions": self._chicken_positions,
+            "chicken_oceans": self._chicken_oceans,
+            "time_left": self._time_left,
+        }
 
     def _copy_chickens(self) -> None:
         """Fresh float32 copies of the chickens, shared by the observations until the next

@@ -65,6 +65,9 @@ TASK = Task(
     policy_of=policy_of,
     config=RoundUpConfig,
     modules=modules,
+    # The high level's value reads the global state (MAPPO's centralised critic): with
+    # the team reward, most of a robot's return is the other robots' catches.
+    ppo={HIGH_LEVEL_POLICY: {"critic": "central"}},
     # No schedule. In the yard the high level is held until robots can walk, since
     # until then its rewards are mostly time-out penalties. Here nothing is paid for
     # running out of time, and a high level that decides many times an episode sees
