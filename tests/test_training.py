@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 import torch
 
 from hmarl.algorithm import HierarchicalPPO
-from hmarl.checkpoints import find_checkpoints, read_marker
+from hmarl.checkpoints import MARKER, find_checkpoints, read_marker
 from hmarl.runs import RunRecord, load_trained
 from hmarl.training import TrainConfig, build_config, plan
 
@@ -470,3 +473,58 @@ def test_tune_lets_go_of_each_trial_result_once_handled(local_ray) -> None:
     assert not manager._tracked_actors_to_task_futures[trial]
     manager.remove_actor(trial)
     manager.cleanup()
+
+
+# -- stops and the time budget --------------------------------------------------------------
+
+
+def test_the_deadline_keeps_the_wrap_up_and_the_closing_evaluations_time() -> None:
+    from hmarl.training import Deadline, episodes_that_fit
+
+    result = {"training_iteration": 1}
+    cfg = TrainConfig(time_budget=100.0)
+    now = time.monotonic()
+    wrap_up = Deadline.WRAP_UP_SECONDS
+    assert not Deadline(cfg, now - (100 - wrap_up - 10 - 1), reserve=10).done(result)
+    assert Deadline(cfg, now - (100 - wrap_up - 10 + 1), reserve=10).done(result)
+    # A resumed run: what is left of its budget, from this command's start.
+    assert not Deadline(cfg, now - 30, time_left=30 + wrap_up + 1).done(result)
+    assert Deadline(cfg, now - 30, time_left=30 + wrap_up - 1).done(result)
+    assert episodes_that_fit(0.5, 10.0, 500) == 20
+    assert episodes_that_fit(0.001, 10.0, 500) == 500
+    assert episodes_that_fit(2.0, 1.0, 500) == 0
+
+
+def test_describe_stop_says_which_stop_wins() -> None:
+    from hmarl.training import describe_stop
+
+    assert describe_stop(TrainConfig(stop_iters=2, time_budget=10)) == (
+        "after 2 iterations or 10 s (the time budget, closing evaluation included), "
+        "whichever comes first"
+    )
+    assert describe_stop(TrainConfig(time_budget=120), time_left=45) == (
+        "after 45 s (the rest of its 120-second time budget)"
+    )
+
+
+@pytest.mark.parametrize(("used", "left"), [(90.0, 30.0), (110.0, None)])
+def test_resume_gets_the_rest_of_the_runs_time_budget(
+    used: float, left: float | None, trained_run: Path, tmp_path: Path
+) -> None:
+    from hmarl.runs import RECORD_FILE, checkpoints_of
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    record = RunRecord.read(run / RECORD_FILE)
+    dataclasses.replace(record, stop={"time_budget": 120.0}).write(run)
+    newest = checkpoints_of(run)[0]
+    marker = json.loads((newest / MARKER).read_text())
+    (newest / MARKER).write_text(json.dumps({**marker, "budget_used": used}))
+    if left is None:
+        with pytest.raises(ValueError, match="used 110 s of its 120-second time budget"):
+            plan(TrainConfig(out=run, resume=True), check_env=False)
+        return
+    p = plan(TrainConfig(out=run, resume=True), check_env=False)
+    assert (p.cfg.time_budget, p.time_left, p.cfg.stop_iters) == (120.0, left, None)
+    p = plan(TrainConfig(out=run, resume=True, stop_iters=9), check_env=False)
+    assert (p.cfg.time_budget, p.time_left) == (None, None)  # told otherwise
