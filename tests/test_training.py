@@ -364,11 +364,15 @@ def test_resume_continues_the_iteration_count(mode, tmp_path: Path, tiny_config:
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stderr.strip() == "", "Ray's and RLlib's messages go to the run's log file"
     again = hmarl(*common, "--stop-iters", "1")
-    assert again.returncode == 2 and "--resume" in again.stderr
+    assert again.returncode == 2
+    assert f"continue it with `hmarl train --resume --out {out}`" in again.stderr
 
     second = hmarl(*common, "--resume", "--stop-iters", "4", "--keep-checkpoints", "2")
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "resuming" in second.stdout and "(iteration 1)" in second.stdout
+    (resuming,) = [line for line in second.stdout.splitlines() if line.startswith("resuming")]
+    # One line, however long the paths.
+    assert resuming.startswith(f"resuming {out} from {out}/")
+    assert resuming.endswith("(iteration 1)")
     assert second.stdout.strip().splitlines()[-1].startswith("checkpoint: ")
     # Through Tune, the resumed leg is a second trial folder with its own log.
     logs = sorted(out.rglob("result.json"), key=lambda p: p.stat().st_mtime)
@@ -400,6 +404,22 @@ def test_train_cli_errors_are_one_line_exit_2(args: list[str], message: str, cli
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_resume_without_out_continues_the_tasks_default_folder(
+    tmp_path: Path, cli, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = cli("train", "--resume", "--task", "round_up")
+    assert done.returncode == 2
+    assert "nothing to resume in runs/round_up: it holds no hmarl_run.json" in done.stderr
+
+
+def test_help_mentions_the_config_file_only_where_there_is_one(cli) -> None:
+    assert "[env] table in --config" in cli("train", "--help").stdout
+    for command in ("evaluate", "watch", "random", "check"):
+        done = cli(command, "--help")
+        assert "settings of task chicken_yard:" in done.stdout and "--config" not in done.stdout
 
 
 def test_resume_never_makes_an_empty_folder_or_redoes_a_finished_run(

@@ -448,12 +448,12 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
             f"resuming {p.out} from the start: it holds no complete checkpoint yet",
             soft_wrap=True,
         )
-    closing = None if args.no_evaluate else _plan_closing_evaluation(p)
     console.print(
         f"training {p.task.name} into {p.out} ({'Ray Tune' if cfg.use_tune else 'no Tune'}); "
         f"stops {describe_stop(cfg, p.time_left)}",
         soft_wrap=True,
     )
+    closing = None if args.no_evaluate else _plan_closing_evaluation(p)
     if closing is not None and closing.note:
         console.print(closing.note, soft_wrap=True)
     progress = TrainingProgress(p, STARTED, every=args.progress_every)

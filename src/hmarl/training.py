@@ -284,7 +284,7 @@ def stop_of(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def describe_stop(cfg: TrainConfig, time_left: float | None = None) -> str:
-    """When a run stops, for people: "after 30 iterations or 2:00, whichever comes first"."""
+    """When a run stops, for people: "after 30 iterations or 120 s (...), whichever comes first"."""
     parts = []
     if cfg.stop_iters is not None:
         parts.append(f"{cfg.stop_iters} iteration{'s' if cfg.stop_iters != 1 else ''}")

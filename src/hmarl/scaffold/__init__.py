@@ -82,9 +82,9 @@ own: lifts in a building, where a dispatcher (high level) sends each lift to a f
 and its motor (low level) drives it there.
 
 It depends on hmarl `>={minor},<{next_minor}`, the version it was written for. hmarl
-is installed from its source, not from a package index (a package named `hmarl` on
-PyPI is another project): install hmarl first, then this package into the same
-environment, and pip finds the dependency met.
+is not published on a package index (a package of that name there is not this one):
+install hmarl from its source first, then this package into the same environment,
+and pip finds the dependency met.
 
 ```bash
 pip install -e PATH/TO/hmarl    # if not installed yet
