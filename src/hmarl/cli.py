@@ -146,8 +146,6 @@ def task_settings(task: Any, flags: list[str], base: dict[str, Any], command: st
         raise CliError(line.removeprefix(f"{task.config.__name__}: ")) from None
     except (TypeError, ValueError) as err:  # the config's own checks
         raise CliError(f"task {task.name}: {err}") from None
-    import dataclasses
-
     return dataclasses.asdict(config)
 
 
@@ -331,14 +329,14 @@ def load_trained(args: argparse.Namespace, flags: list[str], command: str) -> An
         raise CliError(str(err)) from None
 
 
-def _print_source(trained: Any) -> None:
-    """Which checkpoint (or export) the tool uses, and the newer ones it skipped."""
-    _print_skipped(trained, sys.stdout)
-    print(f"checkpoint: {trained.source}")
+def _print_source(loaded: Any) -> None:
+    """Which checkpoint (or export) a tool uses, and the newer ones it skipped."""
+    _print_skipped(loaded, sys.stdout)
+    print(f"checkpoint: {loaded.source}")
 
 
-def _print_skipped(trained: Any, out: Any) -> None:
-    for note in trained.skipped:
+def _print_skipped(loaded: Any, out: Any) -> None:
+    for note in loaded.skipped:
         print(f"skipped an incomplete checkpoint: {note}", file=out)
 
 
@@ -382,7 +380,7 @@ def cmd_export(args: argparse.Namespace, flags: list[str]) -> None:
         done = export(args.checkpoint, args.out, args.format or (), task_ref=args.task)
     except (CheckpointError, TaskError) as err:
         raise CliError(str(err)) from None
-    print(f"checkpoint: {done.source}")
+    _print_source(done)
     for name in done.files:
         print(f"wrote {done.folder / name}")
 

@@ -152,6 +152,8 @@ class Exported:
     """The checkpoint (or export) the policies came from."""
     files: tuple[str, ...]
     """The files in ``folder``, the description last."""
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    """Newer checkpoints of the run that were not used, each with why (incomplete)."""
 
 
 def export(
@@ -182,7 +184,7 @@ def export(
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Exported(out, trained.source, files)
+    return Exported(out, trained.source, files, trained.skipped)
 
 
 def _task_ref(source: Path) -> str:

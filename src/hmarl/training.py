@@ -268,13 +268,14 @@ def plan(cfg: TrainConfig, check_env: bool = True, default_stop_iters: int | Non
     if not any(getattr(cfg, name) is not None for name in STOPS):
         cfg.stop_iters = default_stop_iters
     env_config = task.env_config_dict(record.env_config if record else cfg.env)
-    policies = preflight(task, env_config) if check_env else None
     out = Path(cfg.out) if cfg.out is not None else Path("runs") / task.name
-    result = Plan(cfg, task, task_ref, env_config, out, policies)
+    result = Plan(cfg, task, task_ref, env_config, out, policies=None)
     if cfg.resume:
         _plan_resume(result, continues_budget=not given_stop)
     else:
         _check_new_run_folder(out)
+    if check_env:  # last: the folder's answers are quicker
+        result.policies = preflight(task, env_config)
     return result
 
 
