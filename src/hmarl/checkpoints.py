@@ -123,7 +123,7 @@ def is_checkpoint(path: Path) -> bool:
 def newer_incomplete(folder: Path, than: Path) -> list[str]:
     """Each incomplete checkpoint under ``folder`` saved after ``than``, and why.
 
-    Ordered by the iteration in their marker, or by time for one with no marker.
+    Newer: by the iteration in its marker, or by time for one with no marker.
     """
     folder, than = Path(folder), Path(than)
     iteration = read_marker(than)["iteration"]
