@@ -85,8 +85,9 @@ class ModulePolicy:
                 return greedy_action(module, batch).numpy()
             # A generator of its own would be better, but RLlib's distributions
             # sample from torch's global one: fork it, so nothing else is disturbed.
+            # (Only the CPU generator: torch.manual_seed would queue every device's.)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(self._seeds.integers(2**63)))
+                torch.default_generator.manual_seed(int(self._seeds.integers(2**63)))
                 return action_distribution(module, batch, explore=True).sample().numpy()
 
     def flattens(self, policy_id: str) -> bool:
