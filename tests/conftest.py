@@ -104,7 +104,8 @@ def corridor_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user's folder: ``my_corridor.py`` naming the tiny task, and ``runs/corridor`` in it.
 
     Trained as a user would: ``--task my_corridor:TASK`` from the working directory,
-    through Tune, with the closing evaluation.
+    through Tune, with a time budget (which the two iterations end well before) and
+    the closing evaluation; what the command printed is in ``train.out``.
     """
     home = tmp_path_factory.mktemp("user")
     (home / "my_corridor.py").write_text("from tiny_task import TASK  # the user's own task\n")
@@ -117,11 +118,14 @@ def corridor_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "small.toml",
         "--stop-iters",
         "2",
+        "--time-budget",
+        "600",
         "--out",
         "runs/corridor",
         cwd=home,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    (home / "train.out").write_text(done.stdout)
     assert "random" in done.stdout and "return planner" in done.stdout  # the closing table
     return home
 

@@ -53,3 +53,10 @@ def test_bad_arguments_exit_2_with_one_line(args: tuple[str, ...], complaint: st
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and complaint in done.stderr, done.stderr
+
+
+def test_random_names_an_observation_of_the_wrong_shape(cli) -> None:
+    done = cli("random", "--task", "broken_tasks:WRONG_SHAPE")
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert "its env breaks the protocol: episode 0, step 1: walker's observation" in line

@@ -23,7 +23,7 @@ import torch
 from tiny_task import TASK as CORRIDOR
 
 from hmarl.checkpoints import CheckpointError
-from hmarl.evaluation import compare, episode_seeds
+from hmarl.evaluation import compare, episode_seeds, stack
 from hmarl.export import DESCRIPTION_FILE, export, load_export, random_observations
 from hmarl.policies import greedy_action
 from hmarl.runs import load_trained
@@ -342,3 +342,22 @@ def test_malformed_spaces_are_refused(data: object, message: str) -> None:
 def test_spaces_without_a_json_form_are_refused() -> None:
     with pytest.raises(SpaceCodecError, match="has no JSON form"):
         encode_space(gym.spaces.MultiBinary(3))
+
+
+def test_load_policy_acts_for_the_agents_due(exported: Path, trained_checkpoint: Path) -> None:
+    import hmarl
+
+    policy = hmarl.load_policy(exported)
+    checkpoint = load_trained(trained_checkpoint).policy
+    env = policy.task.make_env(policy.env_config)
+    obs, _ = env.reset(seed=5)
+    actions = policy.actions(obs)
+    assert sorted(actions) == ["robot_1_high", "robot_2_high"]
+    batch = stack(env.get_observation_space("robot_1_high"), [obs[a] for a in actions])
+    assert list(actions.values()) == list(checkpoint.act("high_level_policy", batch))
+    obs, *_ = env.step(actions)  # the env takes them: the low level moves next
+    assert sorted(policy.actions(obs)) == ["robot_1_low", "robot_2_low"]
+    sampled = [hmarl.load_policy(exported, actions="sampled", seed=1) for _ in range(2)]
+    assert sampled[0].actions(obs) == sampled[1].actions(obs)
+    with pytest.raises(KeyError, match="no policy 'nobody'"):
+        policy.act("nobody", batch)

@@ -13,6 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
+from hmarl import plotting
 from hmarl.plotting import DPI, find_results, panels, plot_run, read_trial, reference_levels
 from hmarl.runs import RunRecord
 from hmarl.tasks.chicken_yard import TASK
@@ -203,8 +204,8 @@ def test_a_run_without_a_record_plots_without_references(tmp_path: Path) -> None
 def test_panels_follow_the_task() -> None:
     titles = [p.title for p in panels(TASK, list(POLICIES))]
     assert titles[:3] == [
-        "high_level: mean return per agent",
-        "low_level: mean return per agent",
+        "high_level: mean return per agent (sampled actions)",
+        "low_level: mean return per agent (sampled actions)",
         "mean episode length (env steps)",
     ]
     assert "high_level: mean compatibility" in titles and "low_level: success rate" in titles
@@ -324,6 +325,26 @@ def test_bad_run_folder(tmp_path: Path, run: str, message: str) -> None:
     (tmp_path / "a_file").write_text("")
     with pytest.raises(ValueError, match=message):
         plot_run(tmp_path / run, tmp_path / "curves.png")
+
+
+def test_plot_of_a_missing_run_says_so(cli) -> None:
+    """Not that its default PNG, inside the missing folder, cannot be written."""
+    done = cli("plot", "/nonexistent")
+    assert (done.returncode, done.stderr) == (2, "hmarl plot: error: /nonexistent does not exist\n")
+
+
+def test_the_legs_of_a_resumed_run_make_one_line(tmp_path: Path) -> None:
+    """Through Tune each leg is a trial folder; interrupted after 3, resumed from 2."""
+    run = tmp_path / "run"
+    record_yard_run(run)
+    first = write_results(run / "trial_a", [result(i, 0.1 * i) for i in (1, 2, 3)])
+    write_results(run / "trial_b", [result(i, 0.2 * i) for i in (3, 4)])
+    os.utime(first, (1, 1))
+    legs = plotting._runs(find_results(run))
+    assert legs == [sorted(run.rglob("result.json"), key=lambda p: p.stat().st_mtime)]
+    trial = read_trial(*legs[0])
+    assert list(trial.iterations) == [1, 2, 3, 4]
+    assert list(trial.curve("env_runners/episode_len_mean")) == pytest.approx([0.1, 0.2, 0.6, 0.8])
 
 
 @pytest.mark.parametrize(

@@ -43,28 +43,31 @@ def result(iteration: int, high: float, success: float, **hmarl: object) -> dict
     }
 
 
-def lines(results: list[dict]) -> list[str]:
+def lines(results: list[dict], every: float = 0.0) -> list[str]:
     plan = SimpleNamespace(
-        cfg=TrainConfig(stop_iters=len(results)), task=TASK, policies={HIGH: None, LOW: None}
+        cfg=TrainConfig(stop_iters=len(results)),
+        task=TASK,
+        policies={HIGH: None, LOW: None},
+        time_left=None,
     )
-    progress = TrainingProgress(plan, time.monotonic())
+    progress = TrainingProgress(plan, time.monotonic(), every=every)
     with console.capture() as captured:
         for r in results:
             progress.update(r)
-    progress.close()
+        progress.close()
     return captured.get().splitlines()
 
 
 def test_each_iteration_shows_returns_metrics_and_learning_per_policy() -> None:
     (line,) = lines([result(1, 0.75, 0.5)])
-    assert line.startswith("iter    1  return high_level 0.75 low_level 0.50")
+    assert line.startswith("iter    1  return (sampled actions) high_level 0.75 low_level 0.50")
     assert "success rate 0.500" in line and "mean compatibility 0.700" in line
     assert "[high_level: H 1.50 kl 0.01 clip 0.20 ev 0.40; low_level: H 2.00" in line
 
 
 def test_an_iteration_without_finished_episodes_shows_the_last_values() -> None:
     _, second = lines([result(1, 0.75, 0.5), result(2, math.nan, math.nan)])
-    assert "return high_level 0.75" in second and "success rate 0.500" in second
+    assert "high_level 0.75" in second and "success rate 0.500" in second
     assert "iter    2" in second
 
 
@@ -88,3 +91,10 @@ def test_a_stalled_schedule_is_reported_once_with_its_metric() -> None:
     assert len(warnings) == 1
     assert "holds high_level_policy back" in warnings[0]
     assert "success_rate is 0.300, below 0.9" in warnings[0]
+
+
+def test_progress_every_n_seconds_keeps_the_first_and_the_last_line_and_warnings() -> None:
+    results = [result(i, 0.1, 0.3, schedule_stalled=float(i == 3)) for i in range(1, 6)]
+    out = lines(results, every=3600.0)
+    assert [line.split()[1] for line in out if line.startswith("iter")] == ["1", "5"]
+    assert sum(line.startswith("warning:") for line in out) == 1

@@ -488,6 +488,13 @@ def test_rendering_shows_catches_and_respawns() -> None:
     assert catch.shape == quiet.shape and (catch != quiet).any()
     assert env.returns["robot_1_low"] == pytest.approx(0.999)
 
+    def gold_in_the_yard(frame: np.ndarray) -> int:
+        """The new chicken's dots: nothing else in the yard is this near gold (a beak is not)."""
+        yard = frame[: frame.shape[1]].astype(int)
+        return int((np.abs(yard - (255, 196, 0)) < 20).all(axis=-1).sum())
+
+    assert gold_in_the_yard(quiet) == 0 < gold_in_the_yard(catch)
+
 
 def test_frames_of_an_env_not_reset_are_refused() -> None:
     pytest.importorskip("pygame")

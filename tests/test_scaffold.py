@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hmarl import __version__
+
 SMALL = """
 train_batch_size = 400
 minibatch_size = 100
@@ -28,7 +30,12 @@ def test_a_new_task_package_trains_and_passes_its_own_tests(tmp_path: Path, cli,
         "pyproject.toml",
         "tests",
     ]
-    assert 'couriers = "couriers.task:TASK"' in (package / "pyproject.toml").read_text()
+    pyproject = (package / "pyproject.toml").read_text()
+    assert 'couriers = "couriers.task:TASK"' in pyproject
+    major, minor = (int(n) for n in __version__.split(".")[:2])
+    assert f'dependencies = ["hmarl>={major}.{minor},<{major}.{minor + 1}"]' in pyproject
+    readme = (package / "README.md").read_text()
+    assert "pypi.org" not in readme and "hmarl check --task couriers" in readme
 
     env = {
         **os.environ,

@@ -241,3 +241,35 @@ def test_bad_task_references(spec: str, message: str, tmp_path: Path, monkeypatc
     with pytest.raises(TaskError) as caught:
         load_task(spec)
     assert message in str(caught.value)
+
+
+def test_a_reward_for_a_waiting_agent_stops_train_before_ray_starts(
+    cli, tmp_path: Path, monkeypatch
+) -> None:
+    """The scaffold's task with a user's mistake: one line naming the agent, step and rule."""
+    import hmarl.training
+
+    def no_ray(cfg: Any) -> None:
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(hmarl.training, "_start_ray", no_ray)
+    out = tmp_path / "run"
+    done = cli("train", "--task", "broken_tasks:TAXIS", "--stop-iters", "1", "--out", str(out))
+    assert done.returncode == 2 and not out.exists()
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(
+        "hmarl train: error: task taxis: its env breaks the protocol: episode 0, step 1: "
+        "lift_1_dispatcher gets a reward but env.agents ['lift_1_motor'] does not list it; "
+    )
+
+
+def test_check_is_a_command(cli) -> None:
+    done = cli("check", "--task", "tiny_task:TASK", "--episodes", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "task corridor: passed: hmarl's conformance checks, RLlib's episodes and RLlib's "
+        "env checker (2 episodes), seeded runs identical\n"
+    )
+    done = cli("check", "--task", "broken_tasks:TAXIS")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
+    assert "RLlib's env checker refuses a first step" in done.stderr

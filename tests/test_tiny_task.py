@@ -43,3 +43,26 @@ def test_inspect_plot_and_watch(corridor_run: Path, hmarl) -> None:
     watched = hmarl("watch", "runs/corridor", "--out", "walk.gif", cwd=corridor_run)
     assert watched.returncode == 0, watched.stderr[-2000:]
     assert (corridor_run / "walk.gif").stat().st_size > 0
+
+
+def test_train_says_when_it_stops_how_it_evaluated_and_the_checkpoint_once(
+    corridor_run: Path,
+) -> None:
+    lines = (corridor_run / "train.out").read_text().splitlines()
+    assert lines[0] == (
+        "training corridor into runs/corridor (Ray Tune); stops after 2 iterations or 600 s "
+        "(the time budget, closing evaluation included), whichever comes first"
+    )
+    assert lines[-2].startswith("trained: greedy actions (its most likely one at each step;")
+    assert [line for line in lines if line.startswith("checkpoint: ")] == [lines[-1]]
+    record = json.loads((corridor_run / "runs/corridor/hmarl_run.json").read_text())
+    assert record["stop"] == {"stop_iters": 2, "time_budget": 600.0}
+
+
+def test_resume_continues_toward_the_runs_own_stop(corridor_run: Path, cli, monkeypatch) -> None:
+    monkeypatch.chdir(corridor_run)
+    done = cli("train", "--resume", "--out", "runs/corridor")
+    assert done.returncode == 2
+    assert "nothing to do: runs/corridor is at iteration 2 and its stop is --stop-iters 2" in (
+        done.stderr
+    )

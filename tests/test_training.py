@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 from hmarl.algorithm import HierarchicalPPO
-from hmarl.checkpoints import find_checkpoints, read_marker
+from hmarl.checkpoints import MARKER, find_checkpoints, read_marker
 from hmarl.runs import RunRecord, load_trained
 from hmarl.training import TrainConfig, build_config, plan
 
@@ -433,11 +435,15 @@ def test_resume_continues_the_iteration_count(mode, tmp_path: Path, tiny_config:
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stderr.strip() == "", "Ray's and RLlib's messages go to the run's log file"
     again = hmarl(*common, "--stop-iters", "1")
-    assert again.returncode == 2 and "--resume" in again.stderr
+    assert again.returncode == 2
+    assert f"continue it with `hmarl train --resume --out {out}`" in again.stderr
 
     second = hmarl(*common, "--resume", "--stop-iters", "4", "--keep-checkpoints", "2")
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "resuming" in second.stdout and "(iteration 1)" in second.stdout
+    (resuming,) = [line for line in second.stdout.splitlines() if line.startswith("resuming")]
+    # One line, however long the paths.
+    assert resuming.startswith(f"resuming {out} from {out}/")
+    assert resuming.endswith("(iteration 1)")
     assert second.stdout.strip().splitlines()[-1].startswith("checkpoint: ")
     # Through Tune, the resumed leg is a second trial folder with its own log.
     logs = sorted(out.rglob("result.json"), key=lambda p: p.stat().st_mtime)
@@ -469,6 +475,22 @@ def test_train_cli_errors_are_one_line_exit_2(args: list[str], message: str, cli
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_resume_without_out_continues_the_tasks_default_folder(
+    tmp_path: Path, cli, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = cli("train", "--resume", "--task", "round_up")
+    assert done.returncode == 2
+    assert "nothing to resume in runs/round_up: it holds no hmarl_run.json" in done.stderr
+
+
+def test_help_mentions_the_config_file_only_where_there_is_one(cli) -> None:
+    assert "[env] table in --config" in cli("train", "--help").stdout
+    for command in ("evaluate", "watch", "random", "check"):
+        done = cli(command, "--help")
+        assert "settings of task chicken_yard:" in done.stdout and "--config" not in done.stdout
 
 
 def test_resume_never_makes_an_empty_folder_or_redoes_a_finished_run(
@@ -542,3 +564,58 @@ def test_tune_lets_go_of_each_trial_result_once_handled(local_ray) -> None:
     assert not manager._tracked_actors_to_task_futures[trial]
     manager.remove_actor(trial)
     manager.cleanup()
+
+
+# -- stops and the time budget --------------------------------------------------------------
+
+
+def test_the_deadline_keeps_the_wrap_up_and_the_closing_evaluations_time() -> None:
+    from hmarl.training import Deadline, episodes_that_fit
+
+    result = {"training_iteration": 1}
+    cfg = TrainConfig(time_budget=100.0)
+    now = time.monotonic()
+    wrap_up = Deadline.WRAP_UP_SECONDS
+    assert not Deadline(cfg, now - (100 - wrap_up - 10 - 1), reserve=10).done(result)
+    assert Deadline(cfg, now - (100 - wrap_up - 10 + 1), reserve=10).done(result)
+    # A resumed run: what is left of its budget, from this command's start.
+    assert not Deadline(cfg, now - 30, time_left=30 + wrap_up + 1).done(result)
+    assert Deadline(cfg, now - 30, time_left=30 + wrap_up - 1).done(result)
+    assert episodes_that_fit(0.5, 10.0, 500) == 20
+    assert episodes_that_fit(0.001, 10.0, 500) == 500
+    assert episodes_that_fit(2.0, 1.0, 500) == 0
+
+
+def test_describe_stop_says_which_stop_wins() -> None:
+    from hmarl.training import describe_stop
+
+    assert describe_stop(TrainConfig(stop_iters=2, time_budget=10)) == (
+        "after 2 iterations or 10 s (the time budget, closing evaluation included), "
+        "whichever comes first"
+    )
+    assert describe_stop(TrainConfig(time_budget=120), time_left=45) == (
+        "after 45 s (the rest of its 120-second time budget)"
+    )
+
+
+@pytest.mark.parametrize(("used", "left"), [(90.0, 30.0), (110.0, None)])
+def test_resume_gets_the_rest_of_the_runs_time_budget(
+    used: float, left: float | None, trained_run: Path, tmp_path: Path
+) -> None:
+    from hmarl.runs import RECORD_FILE, checkpoints_of
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    record = RunRecord.read(run / RECORD_FILE)
+    dataclasses.replace(record, stop={"time_budget": 120.0}).write(run)
+    newest = checkpoints_of(run)[0]
+    marker = json.loads((newest / MARKER).read_text())
+    (newest / MARKER).write_text(json.dumps({**marker, "budget_used": used}))
+    if left is None:
+        with pytest.raises(ValueError, match="used 110 s of its 120-second time budget"):
+            plan(TrainConfig(out=run, resume=True), check_env=False)
+        return
+    p = plan(TrainConfig(out=run, resume=True), check_env=False)
+    assert (p.cfg.time_budget, p.time_left, p.cfg.stop_iters) == (120.0, left, None)
+    p = plan(TrainConfig(out=run, resume=True, stop_iters=9), check_env=False)
+    assert (p.cfg.time_budget, p.time_left) == (None, None)  # told otherwise

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ class HierarchicalPPOConfig(PPOConfig):
         """Policies with a centralised critic: their batches carry the global state."""
         self.run_folder: str | None = None
         """Where a run stopped by an env fault saves its last good state."""
+        self.budget_clock: float | None = None
+        """When the run's time budget began (``time.time()``, as if used without a
+        break): each checkpoint's marker records the seconds used since, so that a
+        resumed run gets the rest of its budget."""
         self.torch_threads = 1
         """Threads torch may use per process. hmarl's networks are small: handing each
         operation to a second thread costs more than it saves (1 ms against 21 ms for
@@ -85,6 +90,7 @@ class HierarchicalPPOConfig(PPOConfig):
         flatten_policies: tuple[str, ...] = (),
         central_policies: tuple[str, ...] = (),
         run_folder: str | None = None,
+        budget_clock: float | None = None,
     ) -> HierarchicalPPOConfig:
         self.schedule = schedule
         self.schedule_timeout = schedule_timeout
@@ -96,6 +102,7 @@ class HierarchicalPPOConfig(PPOConfig):
         self.flatten_policies = tuple(flatten_policies)
         self.central_policies = tuple(central_policies)
         self.run_folder = run_folder
+        self.budget_clock = budget_clock
         if sampler is not None:
             if sampler not in ("batched", "rllib"):
                 raise ValueError(f"sampler must be 'batched' or 'rllib', got {sampler!r}")
@@ -252,7 +259,12 @@ class HierarchicalPPO(PPO):
                 self.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"), default=0)
             ),
             schedule_open=self.schedule_open,
+            **self._budget_used(),
         )
+
+    def _budget_used(self) -> dict[str, float]:
+        clock = self.config.budget_clock
+        return {} if clock is None else {"budget_used": round(time.time() - clock, 3)}
 
     @override(PPO)
     def stop(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -25,10 +26,26 @@ from typing import Any
 STARTED = time.monotonic()
 """When this command began: the time budget counts from here, before Ray is imported."""
 
-TASK_COMMANDS = ("random", "train", "evaluate", "watch")
+TASK_COMMANDS = ("random", "train", "evaluate", "watch", "check")
 """Commands that take a task's settings as flags."""
 DEFAULT_EVALUATE_EPISODES = 500
 DEFAULT_STOP_ITERS = 30
+DEFAULT_PROGRESS_EVERY = 5.0
+"""Seconds between progress lines of `train`: about 36 for a 3-minute run."""
+CLOSING_SHARE = 0.2
+"""The most of a time budget the closing evaluation may take; fewer episodes if need be."""
+ACTIONS_NOTE = {
+    "greedy": "trained: greedy actions (its most likely one at each step; the returns "
+    "shown while training are of sampled actions: --actions sampled)",
+    "sampled": "trained: actions sampled from its action distribution, as in training "
+    "(seeded: the same --seed, the same numbers)",
+}
+"""Under every table of the trained policy: how it acted."""
+LOAD_SECONDS = 1.0
+"""Time kept for loading the final checkpoint's modules for the closing evaluation."""
+PROBE_EPISODES = 4
+"""Episodes of each baseline timed to size the closing evaluation of a task without a
+batched env (whose evaluation steps its envs one by one, in proportion to the episodes)."""
 
 
 class CliError(Exception):
@@ -37,6 +54,10 @@ class CliError(Exception):
 
 class CommandFailed(Exception):
     """The command could not finish (an env failed, say): one line, exit code 1."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C: one line saying what was kept, exit code 130."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -64,6 +85,13 @@ def positive_float(text: str) -> float:
     value = _parse(text, float, "a number")
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _parse(text, float, "a number")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
     return value
 
 
@@ -118,8 +146,6 @@ def task_settings(task: Any, flags: list[str], base: dict[str, Any], command: st
         raise CliError(line.removeprefix(f"{task.config.__name__}: ")) from None
     except (TypeError, ValueError) as err:  # the config's own checks
         raise CliError(f"task {task.name}: {err}") from None
-    import dataclasses
-
     return dataclasses.asdict(config)
 
 
@@ -155,7 +181,8 @@ def task_help(spec: str, command: str) -> str:
     lines = captured.getvalue().splitlines()
     start = next((i for i, line in enumerate(lines) if "--help" in line), -1) + 1
     body = "\n".join(line.rstrip() for line in lines[start:]).strip("\n")
-    return f"settings of task {task.name} (also an [env] table in --config):\n{body}"
+    where = " (also an [env] table in --config)" if command == "train" else ""
+    return f"settings of task {task.name}{where}:\n{body}"
 
 
 def _task_in(argv: Sequence[str]) -> str:
@@ -201,13 +228,14 @@ def cmd_new_task(args: argparse.Namespace, flags: list[str]) -> None:
 
 
 def cmd_random(args: argparse.Namespace, flags: list[str]) -> None:
-    from hmarl.evaluation import baseline_policies, episode_seeds, play_episode
+    from hmarl.evaluation import baseline_policies, episode_seeds, evaluate, play_episode
     from hmarl.registry import DEFAULT_TASK
     from hmarl.report import print_episode, print_results_table
     from hmarl.task_env import make_task_env
 
     task = load_task(args.task or DEFAULT_TASK)
     env_config = task_settings(task, flags, task.env_config_dict(), "random")
+    _preflight(task, env_config)
     seeds = episode_seeds(args.seed, args.episodes)
     policies = baseline_policies(task, env_config, seeds[0])
     if args.policy not in policies:
@@ -220,10 +248,49 @@ def cmd_random(args: argparse.Namespace, flags: list[str]) -> None:
     env = make_task_env(task, env_config)
     for seed in seeds:
         print_episode(play_episode(task, env, policy, seed))
-    from hmarl.evaluation import evaluate
-
     result = evaluate(task, env_config, policy, seeds, batched=False)
     print_results_table(task, {args.policy: result}, title=f"{args.episodes} episodes")
+
+
+def _preflight(task: Any, env_config: dict, **budget: Any) -> tuple[dict, Any]:
+    """The checks `train` runs before Ray starts (see hmarl.training.preflight)."""
+    from hmarl.task import TaskError
+    from hmarl.training import preflight
+
+    try:
+        return preflight(task, env_config, **budget)
+    except TaskError as err:
+        raise CliError(str(err)) from None
+
+
+def cmd_check(args: argparse.Namespace, flags: list[str]) -> None:
+    from hmarl.conformance import check_batched_env, check_determinism
+    from hmarl.evaluation import EVAL_SEED_BASE
+    from hmarl.registry import DEFAULT_TASK
+    from hmarl.task import TaskError
+    from hmarl.task_env import make_task_env
+
+    task = load_task(args.task or DEFAULT_TASK)
+    env_config = task_settings(task, flags, task.env_config_dict(), "check")
+    _preflight(task, env_config, episodes=args.episodes, step_budget=None)
+    passed = [
+        f"hmarl's conformance checks, RLlib's episodes and RLlib's env checker "
+        f"({args.episodes} episodes)"
+    ]
+    try:
+        check_determinism(lambda: make_task_env(task, env_config), seed=0, episodes=2)
+        passed.append("seeded runs identical")
+        if task.make_batched_env is not None:
+            seeds = [EVAL_SEED_BASE + i for i in range(args.episodes)]
+            check_batched_env(task, env_config, seeds)
+            passed.append(f"its batched env equal to its env ({len(seeds)} episodes)")
+    except AssertionError as err:
+        raise CliError(f"task {task.name}: its env breaks the protocol: {err}") from None
+    except TaskError as err:
+        raise CliError(str(err)) from None
+    except Exception as err:
+        raise CliError(f"task {task.name}: its env failed: {type(err).__name__}: {err}") from None
+    print(f"task {task.name}: passed: {', '.join(passed)}")
 
 
 def _render(
@@ -272,12 +339,32 @@ def load_trained(args: argparse.Namespace, flags: list[str], command: str) -> An
         raise CliError(str(err)) from None
 
 
+def _print_source(loaded: Any) -> None:
+    """Which checkpoint (or export) a tool uses, and the newer ones it skipped."""
+    _print_skipped(loaded, sys.stdout)
+    print(f"checkpoint: {loaded.source}")
+
+
+def _print_skipped(loaded: Any, out: Any) -> None:
+    for note in loaded.skipped:
+        print(f"skipped an incomplete checkpoint: {note}", file=out)
+
+
+def _acting(trained: Any, actions: str | None, seed: int) -> str:
+    """Make the trained policy act as asked (default: as its task says); return how."""
+    how = actions or trained.task.evaluation_actions
+    if how == "sampled":
+        trained.policy = trained.policy.sampling(seed)
+    return how
+
+
 def cmd_watch(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.evaluation import episode_seeds
 
     trained = load_trained(args, flags, "watch")
-    print(f"checkpoint: {trained.source}")
+    _print_source(trained)
     seeds = episode_seeds(args.seed, args.episodes)
+    print(ACTIONS_NOTE[_acting(trained, args.actions, seeds[0])])
     _render(trained.task, trained.env_config, trained.policy, seeds, args.out, args.fps)
 
 
@@ -287,9 +374,10 @@ def cmd_inspect(args: argparse.Namespace, flags: list[str]) -> None:
     trained = load_trained(args, flags, "inspect")
     summaries = describe_policies(trained.policy.modules)
     if args.json:
+        _print_skipped(trained, sys.stderr)  # stdout is the JSON alone
         print(json.dumps({name: s.to_dict() for name, s in summaries.items()}))
         return
-    print(f"checkpoint: {trained.source}")
+    _print_source(trained)
     print_policies(summaries)
 
 
@@ -302,7 +390,7 @@ def cmd_export(args: argparse.Namespace, flags: list[str]) -> None:
         done = export(args.checkpoint, args.out, args.format or (), task_ref=args.task)
     except (CheckpointError, TaskError) as err:
         raise CliError(str(err)) from None
-    print(f"checkpoint: {done.source}")
+    _print_source(done)
     for name in done.files:
         print(f"wrote {done.folder / name}")
 
@@ -322,7 +410,7 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.faults import TrainingStopped
     from hmarl.registry import DEFAULT_TASK
     from hmarl.report import TrainingProgress, console
-    from hmarl.training import TrainConfig, plan, train
+    from hmarl.training import TrainConfig, describe_stop, plan, train
 
     settings = {
         "task": args.task,
@@ -353,30 +441,61 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
                 **cfg.env,
                 **task_settings(task, flags, task.env_config_dict(cfg.env), "train"),
             }
-        if cfg.stop_iters is None and cfg.stop_timesteps is None and cfg.time_budget is None:
-            cfg.stop_iters = DEFAULT_STOP_ITERS
-        p = plan(cfg, check_env=False)
+        # The env's checks run here, before Ray starts (RLlib is imported already).
+        p = plan(cfg, default_stop_iters=DEFAULT_STOP_ITERS)
     except ValueError as err:
         raise CliError(str(err)) from None
+    for note in p.skipped:
+        console.print(f"skipped an incomplete checkpoint: {note}", soft_wrap=True)
     if p.start_from is not None:
-        console.print(f"resuming {p.out} from {p.start_from} (iteration {p.start_iteration})")
+        console.print(
+            f"resuming {p.out} from {p.start_from} (iteration {p.start_iteration})",
+            soft_wrap=True,
+        )
     elif cfg.resume:
-        console.print(f"resuming {p.out} from the start: it holds no complete checkpoint yet")
+        console.print(
+            f"resuming {p.out} from the start: it holds no complete checkpoint yet",
+            soft_wrap=True,
+        )
     console.print(
-        f"training {p.task.name} into {p.out} ({'Ray Tune' if cfg.use_tune else 'no Tune'})"
+        f"training {p.task.name} into {p.out} ({'Ray Tune' if cfg.use_tune else 'no Tune'}); "
+        f"stops {describe_stop(cfg, p.time_left)}",
+        soft_wrap=True,
     )
-    progress = TrainingProgress(p, STARTED)
+    closing = None if args.no_evaluate else _plan_closing_evaluation(p)
+    if closing is not None and closing.note:
+        console.print(closing.note, soft_wrap=True)
+    progress = TrainingProgress(p, STARTED, every=args.progress_every)
     try:
-        checkpoint = train(p, on_result=progress.update, started=STARTED)
+        checkpoint = train(
+            p,
+            on_result=progress.update,
+            started=STARTED,
+            reserve=closing.seconds if closing else 0.0,
+        )
     except ValueError as err:
         raise CliError(str(err)) from None
     except TrainingStopped as err:
         raise CommandFailed(str(err)) from None
+    except KeyboardInterrupt:
+        raise Interrupted(_kept(p)) from None
     finally:
         progress.close()
-    if not args.no_evaluate:
-        _closing_evaluation(p, checkpoint)
+    if closing is not None:
+        _closing_evaluation(p, checkpoint, closing)
     print(f"checkpoint: {checkpoint}")
+
+
+def _kept(p: Any) -> str:
+    """What an interrupted run keeps, and the command that continues it."""
+    from hmarl.checkpoints import find_checkpoints, read_marker
+
+    found = find_checkpoints(p.out) if p.out.is_dir() else []
+    again = f"continue with `hmarl train --resume --out {p.out}`"
+    if not found:
+        return f"no checkpoint was saved yet; {again} (it starts over)"
+    newest = found[-1]
+    return f"newest checkpoint {newest} (iteration {read_marker(newest)['iteration']}); {again}"
 
 
 def _resumed_task(cfg: Any) -> str | None:
@@ -386,43 +505,110 @@ def _resumed_task(cfg: Any) -> str | None:
     return run[1].task_ref if run else None
 
 
-def _compare(trained: Any, episodes: int, seed: int | None) -> tuple[list[int], Any]:
+@dataclasses.dataclass
+class Closing:
+    """The closing evaluation of `train`, planned before training."""
+
+    seeds: list[int]
+    """Its episodes' seeds (none: it does not fit in the time budget)."""
+    known: dict[str, Any] | None = None
+    """Random's and the baselines' results on ``seeds``, measured before training."""
+    seconds: float = 0.0
+    """The time budget kept for it (the trained policy's part)."""
+    note: str = ""
+
+
+def _plan_closing_evaluation(p: Any) -> Closing:
+    """Size the closing evaluation so that a budgeted run ends within its budget.
+
+    Without a time budget it is played after training, as `evaluate` plays it. With
+    one, random and the baselines are played before training (the same seeds, the
+    same numbers) and the time they took, the slowest's, is kept for the trained
+    policy; a task without a batched env, whose evaluation costs in proportion to
+    its episodes, gets as many of them as fit in a fifth of the budget, sized on
+    PROBE_EPISODES episodes of each baseline.
+    """
+    from hmarl.evaluation import episode_seeds, evaluate_baselines
+    from hmarl.training import episodes_that_fit
+
+    seeds = episode_seeds(None, DEFAULT_EVALUATE_EPISODES)
+    if p.time_left is None:
+        return Closing(seeds)
+    allowed = CLOSING_SHARE * p.time_left
+    if p.task.make_batched_env is None:
+        _, probe = evaluate_baselines(p.task, p.env_config, seeds[:PROBE_EPISODES])
+        per_episode = (sum(probe.values()) + max(probe.values())) / PROBE_EPISODES
+        fit = episodes_that_fit(per_episode, allowed, len(seeds))
+        if fit < 1:
+            return Closing([], note=_no_closing(p, per_episode))
+        seeds = seeds[:fit]
+    known, seconds = evaluate_baselines(p.task, p.env_config, seeds)
+    # The trained policy's part: as long as the slowest baseline's, twice over (its
+    # network), and loading the checkpoint.
+    reserve = 2 * max(seconds.values()) + LOAD_SECONDS
+    note = ""
+    if len(seeds) < DEFAULT_EVALUATE_EPISODES:
+        note = (
+            f"the closing evaluation plays {len(seeds)} episodes (of {DEFAULT_EVALUATE_EPISODES}): "
+            f"more would not fit in a fifth of the time budget"
+        )
+    return Closing(seeds, known, reserve, note)
+
+
+def _no_closing(p: Any, per_episode: float) -> str:
+    return (
+        f"no closing evaluation: one episode of each policy takes about {per_episode:.1f} s, "
+        f"more than a fifth of the time budget; run `hmarl evaluate {p.out}` after training"
+    )
+
+
+def _compare(trained: Any, seeds: list[int], known: dict[str, Any] | None = None) -> Any:
     """The trained policy against random and the task's baselines on seeded episodes."""
-    from hmarl.evaluation import compare, episode_seeds
+    from hmarl.evaluation import compare
 
-    seeds = episode_seeds(seed, episodes)
-    return seeds, compare(trained.task, trained.env_config, trained.policy, seeds)
+    return compare(trained.task, trained.env_config, trained.policy, seeds, known=known)
 
 
-def _print_comparison(trained: Any, episodes: int, seed: int | None) -> None:
+def _print_comparison(trained: Any, seeds: list[int], how: str, known: Any = None) -> None:
     from hmarl.report import print_comparison
 
-    seeds, comparison = _compare(trained, episodes, seed)
-    print(f"checkpoint: {trained.source}")
-    print_comparison(trained.task, comparison, title=f"{episodes} episodes from seed {seeds[0]}")
+    comparison = _compare(trained, seeds, known)
+    print_comparison(trained.task, comparison, title=f"{len(seeds)} episodes from seed {seeds[0]}")
+    print(ACTIONS_NOTE[how])
 
 
-def _closing_evaluation(p: Any, checkpoint: Path) -> None:
+def _closing_evaluation(p: Any, checkpoint: Path, closing: Closing) -> None:
     from hmarl.checkpoints import CheckpointError
     from hmarl.runs import load_trained as load
 
+    if not closing.seeds:
+        print(closing.note)
+        return
     try:
         trained = load(checkpoint, task=p.task)
     except CheckpointError as err:
         raise CliError(str(err)) from None
-    _print_comparison(trained, DEFAULT_EVALUATE_EPISODES, None)
+    how = _acting(trained, None, closing.seeds[0])
+    _print_comparison(trained, closing.seeds, how, closing.known)
 
 
 def cmd_evaluate(args: argparse.Namespace, flags: list[str]) -> None:
+    from hmarl.evaluation import episode_seeds
+
     trained = load_trained(args, flags, "evaluate")
+    seeds = episode_seeds(args.seed, args.episodes)
+    how = _acting(trained, args.actions, seeds[0])
     if not args.json:
-        _print_comparison(trained, args.episodes, args.seed)
+        _print_source(trained)
+        _print_comparison(trained, seeds, how)
         return
-    seeds, comparison = _compare(trained, args.episodes, args.seed)
+    _print_skipped(trained, sys.stderr)  # stdout is the JSON alone
+    comparison = _compare(trained, seeds)
     result = {
         "task": trained.task.name,
         "episodes": args.episodes,
         "seed": seeds[0],
+        "actions": how,
         "checkpoint": str(trained.source),
         "policies": {name: r.to_dict() for name, r in comparison.policies.items()},
         "normalized_score": comparison.score,
@@ -443,7 +629,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wants_help = any(a in ("-h", "--help") for a in argv)
-    epilog = task_help(_task_in(argv), "COMMAND") if wants_help else None
+    command_name = next((a for a in argv if a in TASK_COMMANDS), "COMMAND")
+    epilog = task_help(_task_in(argv), command_name) if wants_help else None
 
     def command(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
         takes = name in TASK_COMMANDS
@@ -463,6 +650,17 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder to write the package into")
     p.set_defaults(func=cmd_new_task)
 
+    p = command(
+        "check",
+        "check a task's env before training: hmarl's conformance checks and RLlib's own",
+        description="Play a task's env under every check `train` runs before Ray starts, "
+        "on more episodes: hmarl's conformance checks, RLlib's episodes and env checker, "
+        "seeded runs, and its batched env against its env. One line; exit 2 if it fails.",
+    )
+    _add_task_option(p)
+    p.add_argument("--episodes", type=positive_int, default=5, help="episodes to play (5)")
+    p.set_defaults(func=cmd_check)
+
     p = command("random", "run a task with random (or a baseline's) actions")
     _add_task_option(p)
     _add_episode_options(p, episodes=5, default_seed=0)
@@ -477,7 +675,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "the result against the baselines, and ends with 'checkpoint: PATH'.",
     )
     _add_task_option(p)
-    stop = p.add_argument_group(f"when to stop (default: --stop-iters {DEFAULT_STOP_ITERS})")
+    stop = p.add_argument_group(
+        f"when to stop (default: --stop-iters {DEFAULT_STOP_ITERS}; given several, training "
+        "stops at whichever comes first; --resume without any: the run's own)"
+    )
     stop.add_argument("--stop-iters", type=positive_int, help="training iterations")
     stop.add_argument("--stop-timesteps", type=positive_int, help="env steps sampled")
     stop.add_argument(
@@ -495,7 +696,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--address", help="join this Ray cluster instead of starting a local Ray")
     p.add_argument("--out", type=Path, help="run folder (default runs/TASK)")
     p.add_argument("--seed", type=non_negative_int, help="RLlib seed (0)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (default runs/TASK) toward its own stop, unless given one",
+    )
     p.add_argument("--no-tune", action="store_true", help="run the algorithm directly")
     p.add_argument(
         "--checkpoint-every", type=positive_int, help="iterations between checkpoints (5)"
@@ -508,6 +713,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, help="TOML file of training settings ([env] table too)")
     p.add_argument("--no-evaluate", action="store_true", help="skip the closing evaluation")
+    p.add_argument(
+        "--progress-every",
+        type=non_negative_float,
+        default=DEFAULT_PROGRESS_EVERY,
+        metavar="SECONDS",
+        help=f"seconds between progress lines ({DEFAULT_PROGRESS_EVERY:g}; 0: every "
+        "iteration); the first and the last iteration's always show",
+    )
     p.add_argument(
         "--modules",
         choices=("task", "default"),
@@ -542,12 +755,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p = command("evaluate", "trained policy vs random vs baselines on the same seeded episodes")
     _add_run_argument(p)
     _add_episode_options(p, episodes=1000, default_seed=None)
+    _add_actions_option(p)
     p.add_argument("--json", action="store_true", help="print JSON for programs")
     p.set_defaults(func=cmd_evaluate)
 
     p = command("watch", "watch a trained policy: a live pygame window, or a GIF/MP4 file")
     _add_run_argument(p)
     _add_episode_options(p, episodes=1, default_seed=None)
+    _add_actions_option(p)
     _add_render_options(p, window_flag=False)
     p.set_defaults(func=cmd_watch)
 
@@ -618,6 +833,16 @@ def _add_episode_options(
     parser.add_argument("--seed", type=non_negative_int, default=default_seed, help=seed_help)
 
 
+def _add_actions_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--actions",
+        choices=("greedy", "sampled"),
+        help="greedy: the trained policy's most likely action; sampled: drawn from its "
+        "action distribution as in training (seeded by --seed); default: the task's "
+        "(greedy unless it says otherwise)",
+    )
+
+
 def _add_render_options(parser: argparse.ArgumentParser, window_flag: bool) -> None:
     parser.add_argument(
         "--out", type=Path, metavar="FILE", help="write a .gif or .mp4 instead of a live window"
@@ -665,9 +890,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandFailed as err:
         print(f"hmarl {args.command}: stopped: {err}", file=sys.stderr)
         return 1
+    except Interrupted as err:
+        print(f"hmarl {args.command}: interrupted: {err}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        hint = " (continue with --resume)" if args.command == "train" else ""
-        print(f"hmarl {args.command}: interrupted{hint}", file=sys.stderr)
+        print(f"hmarl {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
 

@@ -29,7 +29,10 @@ only show later in an episode.
   that acted and observes on the same step has a reward on that step (RLlib's
   episodes refuse the step otherwise);
 - ``__all__`` is in ``terminateds`` and ``truncateds``, and one of them is True
-  exactly when no agent is due any more; by then every agent that observed has ended.
+  exactly when no agent is due any more; by then every agent that observed has ended;
+- what RLlib refuses (:func:`check_rllib_rules`): a reward or an info for an agent
+  that ended; and on an episode's first step, an agent named in the step's results
+  that ``env.agents`` does not list after it (and that does not end on it).
 
 :func:`check_determinism` asserts that two fresh environments, reset with the same
 seeds and given the same seeded actions, return identical results step for step.
@@ -44,6 +47,11 @@ function picks (property-based tests draw them with Hypothesis).
 
 :func:`check_batched_env` holds a task's batched env equal to its env, step for
 step, on the same seeds and actions.
+
+What RLlib itself enforces once training runs, checked before it does:
+:func:`check_rllib_episodes` replays whole episodes through RLlib's own
+``MultiAgentEpisode`` as its env runner feeds it, and :func:`check_rllib_env_checker`
+runs RLlib's env checker; both name the step, the agent and the rule in one line.
 """
 
 from __future__ import annotations
@@ -71,6 +79,9 @@ __all__ = [
     "check_batched_env",
     "check_determinism",
     "check_env",
+    "check_rllib_env_checker",
+    "check_rllib_episodes",
+    "check_rllib_rules",
 ]
 
 AgentDict = dict[str, Any]
@@ -223,6 +234,7 @@ def check_env(
             assert agent not in ended, f"{t.where}: {agent} ended a second time"
             assert agent in t.obs, f"{t.where}: {agent} ended without a final observation"
         listed = set(env.agents)
+        check_rllib_rules(t, listed, ended)
         assert t.due <= listed <= possible - ended, (
             f"{t.where}: env.agents {sorted(listed)} must list every agent due to act "
             f"{sorted(t.due)} and no agent that ended before {sorted(ended & listed)}"
@@ -420,3 +432,171 @@ def _row(obs: Any, b: int, i: int) -> Any:
     if isinstance(obs, dict):
         return {key: _row(value, b, i) for key, value in obs.items()}
     return np.asarray(obs[b, i])
+
+
+# -- what RLlib enforces -------------------------------------------------------------
+#
+# RLlib refuses some envs only once training runs: its env checker when an env runner
+# builds its envs, and its MultiAgentEpisode at any step of any episode. The checks
+# below run those rules before Ray starts and name the agent, the step and the rule.
+
+RLLIB_EPISODE_CHUNK = 64
+"""The env step at which the replay cuts each episode into a second chunk, as RLlib's
+env runner cuts episodes at the end of every ``sample()`` call (mid-decision agents
+included). Once an episode: each cut walks the chunk's whole history."""
+
+RLLIB_EPISODE_RULES = (
+    (
+        "already had its `SingleAgentEpisode.is_done` set to True",
+        "an agent that ended gets no more observations, rewards or infos",
+    ),
+    (
+        "acted (and received next obs), but did NOT receive any reward",
+        "an agent that acted and observes again gets a reward on that step",
+    ),
+    (
+        "acted and then got truncated, but did NOT receive a last",
+        "an agent truncated after it acted needs a final observation",
+    ),
+)
+"""RLlib 2.60's ``MultiAgentEnvError`` messages (``env/multi_agent_episode.py``,
+``add_env_step``) and the rule each enforces; ``test_conformance.py`` holds them."""
+
+
+def check_rllib_rules(t: Transition, listed: set[str], ended: set[str]) -> None:
+    """Two rules RLlib enforces at a step, where :func:`check_env` plays the step.
+
+    - No reward and no info for an agent that ended before this step: RLlib's
+      ``MultiAgentEpisode`` refuses the step otherwise.
+    - On an episode's first step, every agent the step names (observations, rewards,
+      terminateds, truncateds, infos) is in ``env.agents`` after it, or ends on it:
+      RLlib's env checker (``check_multiagent_environments``, which every
+      ``MultiAgentEnvRunner`` runs on its envs) takes one step after a reset and
+      refuses the env otherwise. With ``env.agents`` listing only the agents due to
+      act (PettingZoo's way), an agent that acted and now waits (a high level while
+      its low level works) gets its reward when it next observes; or ``env.agents``
+      lists every agent still in the episode (RLlib's way).
+    """
+    for name, d in (("a reward", t.rewards), ("an info", t.infos)):
+        for agent in ended & set(d):
+            raise AssertionError(
+                f"{t.where}: {agent} gets {name} after it ended; RLlib's episodes refuse "
+                "any data for an agent that ended"
+            )
+    if t.step != 1:
+        return
+    for name, d in (
+        ("an observation", t.obs),
+        ("a reward", t.rewards),
+        ("a terminated flag", t.terminateds),
+        ("a truncated flag", t.truncateds),
+        ("an info", t.infos),
+    ):
+        for agent in d:
+            if agent in ("__all__", "__common__") or agent in listed:
+                continue
+            if t.over or agent in t.ending:
+                continue
+            raise AssertionError(
+                f"{t.where}: {agent} gets {name} but env.agents {sorted(listed)} does not "
+                "list it; RLlib's env checker refuses a first step that names an agent "
+                "env.agents does not list (list every agent still in the episode, or give "
+                "a waiting agent its reward when it next observes)"
+            )
+
+
+def check_rllib_episodes(
+    env: MultiAgentEnv,
+    policy_of: Callable[[str], str],
+    seed: int = 0,
+    episodes: int = 2,
+    step_budget: int | None = None,
+    max_steps: int = 100_000,
+) -> int:
+    """Replay seeded random episodes through RLlib's own ``MultiAgentEpisode``.
+
+    Fed as RLlib 2.60's ``MultiAgentEnvRunner._sample`` feeds it
+    (``env/multi_agent_env_runner.py``): ``add_env_reset`` with the reset's
+    observations and infos, then ``add_env_step`` with each step's results and the
+    actions of the agents due (each with extra model outputs, as the runner's module
+    gives them), each episode cut into a second chunk at step
+    :data:`RLLIB_EPISODE_CHUNK`. Episodes are played whole; with ``step_budget``, no
+    new episode starts once that many steps are played. Raises AssertionError naming
+    the episode, the step, the agent and the rule RLlib enforces. Returns the steps
+    played.
+    """
+    from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
+
+    agents = list(env.possible_agents)
+    observation_spaces = {a: env.get_observation_space(a) for a in agents}
+    action_spaces = {a: env.get_action_space(a) for a in agents}
+
+    def new_episode() -> MultiAgentEpisode:
+        return MultiAgentEpisode(
+            observation_space=observation_spaces,
+            action_space=action_spaces,
+            agent_to_module_mapping_fn=lambda agent, episode: policy_of(agent),
+        )
+
+    episode, played = new_episode(), 0
+    for t in play(env, seed, episodes, max_steps):
+        if t.step == 0:
+            if step_budget is not None and played >= step_budget:
+                break
+            episode = new_episode()
+        elif t.step == RLLIB_EPISODE_CHUNK:
+            episode = episode.cut(len_lookback_buffer=1)
+        try:
+            if t.step == 0:
+                episode.add_env_reset(observations=t.obs, infos=t.infos)
+            else:
+                episode.add_env_step(
+                    observations=t.obs,
+                    actions=t.actions,
+                    rewards=t.rewards,
+                    infos=t.infos,
+                    terminateds=t.terminateds,
+                    truncateds=t.truncateds,
+                    extra_model_outputs={a: {"action_logp": 0.0} for a in t.actions},
+                )
+        except Exception as err:
+            raise AssertionError(f"{t.where}: {_rllib_rule(err)}") from None
+        played += t.step > 0
+    return played
+
+
+def _rllib_rule(error: Exception) -> str:
+    """RLlib's episode error as the agent and the rule it broke, in one line."""
+    import re
+
+    text = str(error)
+    agent = re.match(r"Agent (\S+) ", text)
+    for fragment, rule in RLLIB_EPISODE_RULES:
+        if fragment in text:
+            who = f"{agent.group(1)}: " if agent else ""
+            return f"{who}RLlib's episode refuses the step: {rule}"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"RLlib's episode refuses the step: {type(error).__name__}: {first}"
+
+
+def check_rllib_env_checker(env: MultiAgentEnv) -> None:
+    """RLlib's own env checker, as every ``MultiAgentEnvRunner`` runs it on its envs.
+
+    ``check_multiagent_environments`` (RLlib 2.60, ``utils/pre_checks/env.py``) resets
+    the env with seed 42 and takes one step of sampled actions; its ValueError is
+    raised as an AssertionError of one line, without its advice about an ``agents``
+    attribute (the env has one; the step named an agent it does not list).
+    """
+    from ray.rllib.utils.pre_checks.env import check_multiagent_environments
+
+    try:
+        check_multiagent_environments(env)
+    except ValueError as err:
+        cause = err.__cause__
+        text = " ".join(str(err).split())
+        if cause is not None:  # reset or step raised; RLlib wraps it in advice about gym
+            text = f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+        text = text.split(" You likely need to add the attribute")[0]
+        raise AssertionError(
+            f"RLlib's env checker (reset with seed 42, one step): {text}"
+        ) from None

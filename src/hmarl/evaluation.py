@@ -163,15 +163,33 @@ def _act(
 
     ``spaces`` holds each policy's (observation, action) space.
     """
-    by_policy: dict[str, list[tuple[Any, str]]] = defaultdict(list)
-    for run, agent in asking:
-        by_policy[task.policy_id(agent)].append((run, agent))
+    found = act_batched(task, policy, spaces, [(agent, run.obs[agent]) for run, agent in asking])
     actions: dict[Any, dict[str, Any]] = defaultdict(dict)
-    for policy_id, rows in by_policy.items():
-        batch = stack(spaces[policy_id][0], [run.obs[agent] for run, agent in rows])
+    for (run, agent), action in zip(asking, found, strict=True):
+        actions[run][agent] = action
+    return actions
+
+
+def act_batched(
+    task: Task,
+    policy: Policy,
+    spaces: Mapping[str, tuple[Any, Any]],
+    asking: Sequence[tuple[str, Any]],
+) -> list[Any]:
+    """An action for each (agent, observation): one ``policy.act`` call per policy id.
+
+    ``spaces`` holds each policy's (observation, action) space: the observations are
+    stacked in the one, and an action a mask forbids is an error (see ``legal_actions``).
+    """
+    rows: dict[str, list[int]] = defaultdict(list)
+    for i, (agent, _) in enumerate(asking):
+        rows[task.policy_id(agent)].append(i)
+    actions: list[Any] = [None] * len(asking)
+    for policy_id, indices in rows.items():
+        batch = stack(spaces[policy_id][0], [asking[i][1] for i in indices])
         chosen = legal_actions(policy, policy_id, batch, spaces[policy_id])
-        for (run, agent), action in zip(rows, chosen, strict=True):
-            actions[run][agent] = action
+        for i, action in zip(indices, chosen, strict=True):
+            actions[i] = action
     return actions
 
 
@@ -378,12 +396,37 @@ def compare(
     *,
     batched: bool | None = None,
     run: Callable[..., Result] = evaluate,
+    known: Mapping[str, Result] | None = None,
 ) -> Comparison:
-    """``trained``, random (seeded with the first episode's seed) and the task's baselines."""
-    contenders = {"trained": trained, **baseline_policies(task, env_config, int(seeds[0]))}
+    """``trained``, random (seeded with the first episode's seed) and the task's baselines.
+
+    ``known`` holds results of random and baselines already measured on these very
+    seeds (by :func:`evaluate_baselines`); only the others are played.
+    """
+    known = dict(known or {})
+    baselines = {} if known else baseline_policies(task, env_config, int(seeds[0]))
+    contenders = {"trained": trained, **baselines}
     results = {name: run(task, env_config, p, seeds, batched) for name, p in contenders.items()}
+    results |= {name: known[name] for name in known if name not in results}
     score, note = task_score(task, results)
     return Comparison(results, score, note)
+
+
+def evaluate_baselines(
+    task: Task, env_config: Mapping[str, Any], seeds: Sequence[int]
+) -> tuple[dict[str, Result], dict[str, float]]:
+    """Random and the task's baselines on ``seeds``, as :func:`compare` plays them.
+
+    Returns their results and the seconds each took.
+    """
+    import time
+
+    results, seconds = {}, {}
+    for name, policy in baseline_policies(task, env_config, int(seeds[0])).items():
+        began = time.perf_counter()
+        results[name] = evaluate(task, env_config, policy, seeds)
+        seconds[name] = time.perf_counter() - began
+    return results, seconds
 
 
 def task_score(task: Task, results: Mapping[str, Result]) -> tuple[float | None, str]:

@@ -100,7 +100,8 @@ class Description:
         data = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            **dataclasses.asdict(self.record),
+            # A run's stop is no business of a policy's.
+            **{k: v for k, v in dataclasses.asdict(self.record).items() if k != "stop"},
             "policies": self.policies,
         }
         # Strict JSON (no NaN/Infinity literals): other languages read it too.
@@ -153,6 +154,8 @@ class Exported:
     """The checkpoint (or export) the policies came from."""
     files: tuple[str, ...]
     """The files in ``folder``, the description last."""
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    """Newer checkpoints of the run that were not used, each with why (incomplete)."""
 
 
 def export(
@@ -183,7 +186,7 @@ def export(
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Exported(out, trained.source, files)
+    return Exported(out, trained.source, files, trained.skipped)
 
 
 def _task_ref(source: Path) -> str:
@@ -487,3 +490,79 @@ def _shape(value: Any) -> Any:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# -- acting in your own code ----------------------------------------------------------
+
+
+@dataclass
+class LoadedPolicy:
+    """A trained policy from an export folder, to act in your own code (see :func:`load_policy`).
+
+    ``act(policy_id, obs)`` takes a batch of observations of agents that share a
+    policy (the policy's observation space with a leading batch axis: a dict of
+    arrays for a Dict space) and returns one action per row; :meth:`actions` takes
+    an env's observations by agent id.
+    """
+
+    task: Task
+    env_config: dict[str, Any]
+    """The env the policy was trained on, as ``make_env`` takes it."""
+    policy: Any
+    """The :class:`hmarl.policies.ModulePolicy` that acts."""
+    source: Path
+
+    @property
+    def policy_ids(self) -> list[str]:
+        return list(self.policy.modules)
+
+    def act(self, policy_id: str, obs: Any) -> np.ndarray:
+        """One action per row of a batch of observations of ``policy_id``'s agents."""
+        if policy_id not in self.policy.modules:
+            raise KeyError(f"no policy {policy_id!r}; the export holds {self.policy_ids}")
+        return self.policy.act(policy_id, obs)
+
+    def actions(self, observations: Mapping[str, Any]) -> dict[str, Any]:
+        """An action for each agent in ``observations`` (agent id -> one observation).
+
+        Pass the agents due to act: an env's observations after ``reset`` or a step,
+        without the final ones of agents that ended on it. Agents of one policy are
+        batched into one forward pass.
+        """
+        from hmarl.evaluation import act_batched
+
+        spaces = {
+            policy_id: (space, self.policy.modules[policy_id].action_space)
+            for policy_id, space in self.policy.observation_spaces.items()
+        }
+        found = act_batched(self.task, self.policy, spaces, list(observations.items()))
+        return dict(zip(observations, found, strict=True))
+
+
+def load_policy(
+    folder: Path | str,
+    task: Task | None = None,
+    actions: str = "greedy",
+    seed: int | None = None,
+) -> LoadedPolicy:
+    """The policy in an export folder (``hmarl export RUN --out FOLDER``), ready to act.
+
+    Nothing is unpickled (see the module docstring). ``task`` is needed only when the
+    export names its task as ``module:attribute``. ``actions="sampled"`` draws actions
+    from the policy's distribution (as in training; ``seed`` makes them repeatable)
+    instead of taking the most likely one::
+
+        import hmarl
+
+        policy = hmarl.load_policy("yard-policy")
+        env = policy.task.make_env(policy.env_config)
+        obs, _ = env.reset(seed=0)
+        obs, *_ = env.step(policy.actions(obs))
+    """
+    from hmarl.task import ACTIONS
+
+    if actions not in ACTIONS:
+        raise ValueError(f"actions must be one of {', '.join(ACTIONS)}, got {actions!r}")
+    trained = load_export(Path(folder), task=task)
+    acting = trained.policy.sampling(seed) if actions == "sampled" else trained.policy
+    return LoadedPolicy(trained.task, trained.env_config, acting, trained.source)

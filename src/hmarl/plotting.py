@@ -16,7 +16,12 @@ schedule let a held policy start to learn (see :mod:`hmarl.algorithm`).
 
 A run resumed after an interruption repeats the iterations since its last
 checkpoint; the repeats replace the lines they redo, so the curves show the run
-that the checkpoints hold.
+that the checkpoints hold. Through Tune each leg of a resumed run is a trial
+folder of its own; the legs of one run (one ``hmarl_run.json``) make one line.
+
+The returns are those of the episodes sampled for training, so of the policies'
+sampled actions; ``hmarl evaluate`` scores their greedy actions unless told
+``--actions sampled``.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def panels(task: Task | None, policies: list[str]) -> list[Panel]:
     """The panels of a run of ``task`` whose results name ``policies``."""
     made = [
         Panel(
-            f"{short(p)}: mean return per agent",
+            f"{short(p)}: mean return per agent (sampled actions)",
             {"": _path("env_runners", *return_key(p))},
             reference=("returns", p),
         )
@@ -144,10 +149,11 @@ def find_results(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda path: path.stat().st_mtime)
 
 
-def read_trial(result_file: Path) -> Trial:
-    """One trial's ``result.json``."""
-    result_file = Path(result_file)
-    rows = _read_rows(result_file)
+def read_trial(result_file: Path, *more: Path) -> Trial:
+    """One trial's ``result.json``; with ``more``, the later legs of the same run after it."""
+    files = [Path(result_file), *map(Path, more)]
+    result_file = files[-1]
+    rows = [row for path in files for row in _read_rows(path)]
     kept: list[dict[str, Any]] = []
     for row in rows:
         # A resumed run redoes the iterations after its last checkpoint: keep the redo.
@@ -172,6 +178,15 @@ def read_trial(result_file: Path) -> Trial:
         if first_open.size and np.isfinite(opened[0]) and opened[0] < 0.5
         else None,
     )
+
+
+def _runs(result_files: list[Path]) -> list[list[Path]]:
+    """Result files grouped by the run they belong to (its record's folder), oldest first."""
+    runs: dict[Path, list[Path]] = {}
+    for path in result_files:
+        run = find_run(path.parent)
+        runs.setdefault(run[0] if run else path.parent, []).append(path)
+    return list(runs.values())
 
 
 def reference_levels(
@@ -207,9 +222,10 @@ def plot_run(
     if reference_episodes < 1:
         raise ValueError(f"reference_episodes must be at least 1, got {reference_episodes}")
     out = Path(out)
-    _check_writable(out)
     run_dir = Path(run_dir)
-    trials = [read_trial(path) for path in find_results(run_dir)]
+    found = find_results(run_dir)  # first: a missing run says so, not that out cannot be written
+    _check_writable(out)
+    trials = [read_trial(*legs) for legs in _runs(found)]
     run = find_run(run_dir)
     task, note = None, ""
     if run is not None:

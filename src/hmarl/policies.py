@@ -1,6 +1,8 @@
-"""Policies that act on batches of observations: uniform random, and greedy from RL modules.
+"""Policies that act on batches of observations: uniform random, and RL modules' actions.
 
-Both follow :class:`hmarl.task.Policy`: ``act(policy_id, obs)`` takes a batch of
+An RL module's policy takes its most likely action (greedy, the default) or samples
+from its action distribution as in training (seeded: the same seed, the same
+actions). Both follow :class:`hmarl.task.Policy`: ``act(policy_id, obs)`` takes a batch of
 observations of agents that share a policy (the policy's observation space with a
 leading batch axis) and returns one action per row. Task baselines follow it too.
 """
@@ -50,12 +52,13 @@ class RandomPolicy:
 
 
 class ModulePolicy:
-    """Greedy actions of RL modules (trained ones, from a checkpoint or an export).
+    """Actions of RL modules (trained ones, from a checkpoint or an export): greedy by default.
 
     ``observation_spaces`` are the env's spaces per policy. A module that sees a
     flat Box where the env's space is structured (RLlib's default modules behind its
     ``FlattenObservations`` connector) gets its batches flattened by the very
-    function that connector applies.
+    function that connector applies. :meth:`sampling` gives the same modules
+    sampling their actions instead.
     """
 
     def __init__(
@@ -68,13 +71,35 @@ class ModulePolicy:
         self.observation_spaces = dict(observation_spaces)
         self.source = source
         """Where the modules came from (a checkpoint or export folder), for messages."""
+        self.actions = "greedy"
+        """"greedy" or "sampled" (see :data:`hmarl.task.ACTIONS`)."""
+        self._seeds: np.random.Generator | None = None
+
+    def sampling(self, seed: int | None) -> ModulePolicy:
+        """The same modules, sampling actions from their distributions.
+
+        Each ``act`` call draws from torch's generator seeded from ``seed``'s stream,
+        so the same seed and the same calls give the same actions.
+        """
+        policy = ModulePolicy(self.modules, self.observation_spaces, self.source)
+        policy.actions = "sampled"
+        policy._seeds = np.random.default_rng(seed)
+        return policy
 
     def act(self, policy_id: str, obs: Any) -> np.ndarray:
         import torch
 
         batch = self.module_input(policy_id, obs)
+        module = self.modules[policy_id]
         with torch.no_grad():
-            return greedy_action(self.modules[policy_id], batch).numpy()
+            if self._seeds is None:
+                return greedy_action(module, batch).numpy()
+            # A generator of its own would be better, but RLlib's distributions
+            # sample from torch's global one: fork it, so nothing else is disturbed.
+            # (Only the CPU generator: torch.manual_seed would queue every device's.)
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(int(self._seeds.integers(2**63)))
+                return action_distribution(module, batch, explore=True).sample().numpy()
 
     def flattens(self, policy_id: str) -> bool:
         """Does the policy's module see its observations flattened into one vector?"""
@@ -95,11 +120,22 @@ def greedy_action(module: Any, batch: Any) -> Any:
 
     One definition for acting and for the ONNX graph of an export (see :mod:`hmarl.export`).
     """
+    return action_distribution(module, batch).to_deterministic().sample()
+
+
+def action_distribution(module: Any, batch: Any, explore: bool = False) -> Any:
+    """An RL module's action distribution for a batch of its inputs.
+
+    As it acts in inference, or with ``explore`` as in training (RLlib's env runners
+    sample from the exploration forward pass's distribution).
+    """
     from ray.rllib.core.columns import Columns
 
+    if explore:
+        inputs = module.forward_exploration({Columns.OBS: batch})[Columns.ACTION_DIST_INPUTS]
+        return module.get_exploration_action_dist_cls().from_logits(inputs)
     inputs = module.forward_inference({Columns.OBS: batch})[Columns.ACTION_DIST_INPUTS]
-    dist = module.get_inference_action_dist_cls().from_logits(inputs)
-    return dist.to_deterministic().sample()
+    return module.get_inference_action_dist_cls().from_logits(inputs)
 
 
 def to_torch(obs: Any) -> Any:

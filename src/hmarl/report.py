@@ -77,19 +77,25 @@ def print_comparison(task: Task, comparison: Comparison, title: str) -> None:
 
 
 class TrainingProgress:
-    """One line per training iteration, under a progress bar when on a terminal."""
+    """A line per training iteration, under a progress bar when on a terminal.
 
-    def __init__(self, plan: Any, started: float) -> None:
+    With ``every`` (seconds), a line at most that often: the first iteration's, then
+    the newest each time ``every`` has passed, and the last one's at :meth:`close`;
+    faults and warnings show at once. The returns are those of the episodes sampled
+    for training: the policies' sampled actions, not their greedy ones.
+    """
+
+    def __init__(self, plan: Any, started: float, every: float = 0.0) -> None:
         from rich.progress import BarColumn, Progress, TextColumn
 
         cfg = plan.cfg
         self.plan = plan
         self.task: Task = plan.task
         self.start = started
-        self.time_budget = cfg.time_budget
+        self.time_budget = plan.time_left  # a resumed run's: the rest of its budget
         # The bar counts iterations when there is a count, otherwise seconds.
         self.by_iterations = cfg.stop_iters is not None
-        self.total = cfg.stop_iters or cfg.time_budget
+        self.total = cfg.stop_iters or self.time_budget
         self._progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -103,6 +109,9 @@ class TrainingProgress:
         self._warned = False
         self._seen_faults: set[str] = set()
         self._values: dict[tuple[str, ...], float] = {}
+        self.every = every
+        self._shown_at: float | None = None
+        self._pending: str | None = None
         self._progress.start()
 
     @property
@@ -127,13 +136,16 @@ class TrainingProgress:
         )
         failures = int(result.get("hmarl", {}).get("env_runner_failures", 0))
         line = (
-            f"iter {result['training_iteration']:>4}  return {returns}{metrics}"
+            f"iter {result['training_iteration']:>4}  return (sampled actions) {returns}{metrics}"
             f"  {rate:>6,.0f} steps/s  {clock(elapsed)}"
             + (f", {clock(left)} left" if left is not None else "")
             + (f"  env failures {failures}" if failures else "")
             + self._learning(result)
         )
-        self._progress.console.print(escape(line), soft_wrap=True)
+        if self._shown_at is None or now - self._shown_at >= self.every:
+            self._show(line, now)
+        else:
+            self._pending = line
         self._faults(result)
         self._schedule_warning(result, steps)
         done = result["training_iteration"] if self.by_iterations else elapsed
@@ -189,7 +201,14 @@ class TrainingProgress:
                 soft_wrap=True,
             )
 
+    def _show(self, line: str, now: float) -> None:
+        self._progress.console.print(escape(line), soft_wrap=True)
+        self._shown_at, self._pending = now, None
+
     def close(self) -> None:
+        """The last iteration's line, if not shown yet; then the bar goes."""
+        if self._pending is not None:
+            self._show(self._pending, time.monotonic())
         self._progress.stop()
 
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hmarl.checkpoints import (
     CheckpointError,
+    checkpoint_problem,
     find_checkpoints,
     is_checkpoint,
-    is_complete,
     load_modules,
+    newer_incomplete,
     read_marker,
 )
 from hmarl.task import Task, TaskError
@@ -41,6 +42,9 @@ class RunRecord:
     env_config: dict[str, Any]
     """The task's env config, every field."""
     hmarl_version: str
+    stop: dict[str, Any] = field(default_factory=dict)
+    """When the run stops: ``stop_iters``, ``stop_timesteps`` and ``time_budget`` as
+    last given (a ``--resume`` without a stop of its own continues toward it)."""
 
     def write(self, folder: Path) -> None:
         """Into ``folder`` whole or not at all (a temporary file, then a rename)."""
@@ -66,6 +70,7 @@ class RunRecord:
                 task_ref=str(data["task_ref"]),
                 env_config=dict(data["env_config"]),
                 hmarl_version=str(data.get("hmarl_version", "")),
+                stop=dict(data.get("stop") or {}),
             )
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointError(f"{path} has no valid task record ({err!r})") from None
@@ -97,8 +102,9 @@ def checkpoints_of(path: Path) -> list[Path]:
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a folder; give a run or checkpoint folder")
     if is_checkpoint(path):
-        if read_marker(path) is not None and not is_complete(path):
-            raise CheckpointError(f"{path} is an incomplete checkpoint (its save was cut short)")
+        problem = checkpoint_problem(path) if read_marker(path) is not None else None
+        if problem is not None:
+            raise CheckpointError(f"{path} is an incomplete checkpoint: {problem}")
         return [path]
     if find_run(path) is None:
         raise CheckpointError(
@@ -122,6 +128,8 @@ class Trained:
     """The env to evaluate on: the run's, with any overrides applied."""
     source: Path
     """The checkpoint (or export) it came from."""
+    skipped: list[str] = field(default_factory=list)
+    """Newer checkpoints of the run that were not used, each with why (incomplete)."""
 
 
 def load_trained(
@@ -131,8 +139,9 @@ def load_trained(
 ) -> Trained:
     """The newest loadable policy that ``path`` names, on the env it was trained on.
 
-    A run folder may end in a checkpoint an interruption left unreadable; then the
-    one before it is used (``Trained.source`` says which). ``task`` is needed only
+    A run folder may end in a checkpoint an interruption left incomplete or
+    unreadable; then the one before it is used (``Trained.source`` says which, and
+    ``Trained.skipped`` which were skipped and why). ``task`` is needed only
     for a checkpoint outside any run folder. ``path`` may also be an export folder
     (see :mod:`hmarl.export`), which is loaded without unpickling anything.
     """
@@ -161,6 +170,10 @@ def load_trained(
     spaces = task.policy_spaces(make_task_env(task, env_config))
     errors = []
     for checkpoint in candidates:
+        problem = checkpoint_problem(checkpoint)
+        if problem is not None:
+            errors.append(f"{checkpoint}: {problem}")
+            continue
         try:
             modules = load_modules(checkpoint)
         except CheckpointError as err:
@@ -172,5 +185,8 @@ def load_trained(
             continue
         observation_spaces = {p: pair[0] for p, pair in spaces.items()}
         policy = ModulePolicy({p: modules[p] for p in spaces}, observation_spaces, checkpoint)
-        return Trained(policy, task, env_config, checkpoint)
+        skipped = errors
+        if run is not None:
+            skipped = sorted(set(newer_incomplete(run[0], checkpoint)) | set(errors))
+        return Trained(policy, task, env_config, checkpoint, skipped)
     raise CheckpointError(errors[0] if len(errors) == 1 else "; ".join(errors[:3]))

@@ -16,32 +16,36 @@ everywhere (:mod:`hmarl.action_masks`); an env with a ``state_space`` and ``stat
 gives centralised critics a global state (:mod:`hmarl.global_state`). Everything else
 is optional and has a default that works:
 
-================  ================================================================
-field             what it declares (and the default without it)
-================  ================================================================
-description       one line for ``hmarl tasks``
-config            a dataclass of env settings: its fields become CLI flags and an
-                  ``[env]`` table in TOML; ``make_env`` gets them as a dict
-                  (default: a plain dict, no flags)
-modules           an ``RLModuleSpec`` per policy, or a function returning them so the
-                  task module need not import RLlib (default: RLlib's default
-                  modules, on observations flattened by RLlib's own connector)
-ppo               PPO settings per policy: ``lr``, ``gamma``, ``lambda_``,
-                  ``entropy_coeff``, ``num_epochs``, ``minibatch_size``, ..., and
-                  ``critic``: ``"central"`` for a value that reads the env's global
-                  state (default: the run's, for every policy; a local critic)
-schedule          :class:`Schedule`: hold a policy back until a metric reaches a
-                  threshold (default: every policy trains from the start)
-baselines         named policies to compare with, each a factory taking a
-                  :class:`PolicyContext` (``random`` is always there)
-metrics           :class:`Metric`: numbers read from agents' last infos (default:
-                  returns per policy only)
-score             :class:`Score`: the headline number of ``hmarl evaluate``
-make_batched_env  ``(env_config, num_envs) -> BatchedEnv``: the same rules as arrays,
-                  for fast evaluation and sampling (default: envs one by one)
-discounting       "smdp" (gamma per env step, also inside a decision, the default)
-                  or "per-decision" (RLlib's: one gamma per decision)
-================  ================================================================
+====================  ================================================================
+field                 what it declares (and the default without it)
+====================  ================================================================
+description           one line for ``hmarl tasks``
+config                a dataclass of env settings: its fields become CLI flags and an
+                      ``[env]`` table in TOML; ``make_env`` gets them as a dict
+                      (default: a plain dict, no flags)
+modules               an ``RLModuleSpec`` per policy, or a function returning them so the
+                      task module need not import RLlib (default: RLlib's default
+                      modules, on observations flattened by RLlib's own connector)
+ppo                   PPO settings per policy: ``lr``, ``gamma``, ``lambda_``,
+                      ``entropy_coeff``, ``num_epochs``, ``minibatch_size``, ..., and
+                      ``critic``: ``"central"`` for a value that reads the env's global
+                      state (default: the run's, for every policy; a local critic)
+schedule              :class:`Schedule`: hold a policy back until a metric reaches a
+                      threshold (default: every policy trains from the start)
+baselines             named policies to compare with, each a factory taking a
+                      :class:`PolicyContext` (``random`` is always there)
+metrics               :class:`Metric`: numbers read from agents' last infos (default:
+                      returns per policy only)
+score                 :class:`Score`: the headline number of ``hmarl evaluate``
+make_batched_env      ``(env_config, num_envs) -> BatchedEnv``: the same rules as arrays,
+                      for fast evaluation and sampling (default: envs one by one)
+discounting           "smdp" (gamma per env step, also inside a decision, the default)
+                      or "per-decision" (RLlib's: one gamma per decision)
+evaluation_actions    how the trained policy acts in ``hmarl evaluate``, ``watch`` and
+                      the closing evaluation of ``train``: "greedy" (its most likely
+                      action, the default) or "sampled" (from its action distribution,
+                      as in training; seeded); ``--actions`` overrides it
+====================  ================================================================
 
 A renderer follows Gymnasium's convention: the env lists ``"rgb_array"`` in
 ``metadata["render_modes"]`` and, with ``env.render_mode = "rgb_array"``,
@@ -72,6 +76,7 @@ if TYPE_CHECKING:
     from hmarl.batched_env import BatchedEnv
 
 __all__ = [
+    "ACTIONS",
     "DISCOUNTING",
     "Metric",
     "Policy",
@@ -84,6 +89,10 @@ __all__ = [
 
 DISCOUNTING = ("smdp", "per-decision")
 """How a decision that lasted k env steps is discounted: by gamma**k, or by gamma once."""
+
+ACTIONS = ("greedy", "sampled")
+"""How a trained policy acts when evaluated: its most likely action, or one sampled
+from its action distribution (as in training, where the returns in the curves come from)."""
 
 PPO_SETTINGS = frozenset(
     {
@@ -205,6 +214,7 @@ class Task:
     score: Score | None = None
     make_batched_env: Callable[[dict[str, Any], int], BatchedEnv] | None = None
     discounting: Literal["smdp", "per-decision"] = "smdp"
+    evaluation_actions: Literal["greedy", "sampled"] = "greedy"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -221,6 +231,11 @@ class Task:
             raise TaskError(
                 f"task {self.name}: discounting must be one of {', '.join(DISCOUNTING)}, "
                 f"got {self.discounting!r}"
+            )
+        if self.evaluation_actions not in ACTIONS:
+            raise TaskError(
+                f"task {self.name}: evaluation_actions must be one of {', '.join(ACTIONS)}, "
+                f"got {self.evaluation_actions!r}"
             )
         for policy, settings in self.ppo.items():
             unknown = sorted(set(settings) - PPO_SETTINGS)

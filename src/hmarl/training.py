@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hmarl.checkpoints import read_marker
 from hmarl.evaluation import EVAL_SEED_BASE
 from hmarl.runs import RECORD_FILE, RunRecord, find_run
 from hmarl.settings import check_types
@@ -41,6 +42,9 @@ BATCHED_ENVS, STOCK_ENVS = 256, 16
 """Default envs per env runner: the batched sampler steps arrays, RLlib's steps objects."""
 MIN_FREE_BYTES = 50 * 2**20
 """A run folder on a disk with less room than this is refused before training."""
+RESUME_MIN_SECONDS = 15.0
+"""The least rest of a time budget a run resumes for: Ray's start-up, one iteration and
+the wrap-up take about that on two cores (benchmarks/startup.py)."""
 
 
 @dataclass
@@ -220,23 +224,39 @@ class Plan:
     start_from: Path | None = None
     """The checkpoint a resumed run continues from."""
     start_iteration: int = 0
+    skipped: list[str] = field(default_factory=list)
+    """Newer checkpoints a resumed run could not continue from, each with why."""
+    budget_used: float = 0.0
+    """Seconds of the run's time budget used before this command (a resumed run's)."""
+
+    @property
+    def time_left(self) -> float | None:
+        """Seconds of the time budget this command may use (None: no budget)."""
+        budget = self.cfg.time_budget
+        return None if budget is None else budget - self.budget_used
 
 
-def plan(cfg: TrainConfig, check_env: bool = True) -> Plan:
+STOPS = ("stop_iters", "stop_timesteps", "time_budget")
+"""The settings that say when a run stops; training ends at whichever comes first."""
+
+
+def plan(cfg: TrainConfig, check_env: bool = True, default_stop_iters: int | None = None) -> Plan:
     """Check everything a run needs before Ray starts; write nothing.
 
     Raises ValueError (TaskError among them) with a message naming the problem.
-    ``check_env=False`` leaves the env's conformance check (which imports RLlib,
-    seconds) to :func:`train`, which runs it while Ray starts.
+    ``check_env=False`` leaves the env's checks (see :func:`preflight`) to
+    :func:`train`. A resumed run without a stop of its own continues toward the
+    run's (the rest of its time budget, or its iterations or env steps); a run with
+    no stop at all gets ``default_stop_iters``. ``--resume`` without ``out``
+    continues ``runs/<task>``.
     """
     from hmarl.registry import DEFAULT_TASK, load_task
 
-    run = find_run(cfg.out) if cfg.resume and cfg.out is not None else None
-    if cfg.resume:
-        if cfg.out is None:
-            raise ValueError("--resume needs --out, the run folder to continue")
-        if run is None or run[0] != Path(cfg.out).resolve():
-            raise ValueError(f"nothing to resume in {cfg.out}: it holds no {RECORD_FILE}")
+    if cfg.resume and cfg.out is None:
+        cfg.out = Path("runs") / load_task(cfg.task or DEFAULT_TASK).name
+    run = find_run(cfg.out) if cfg.resume else None
+    if cfg.resume and (run is None or run[0] != Path(cfg.out).resolve()):
+        raise ValueError(f"nothing to resume in {cfg.out}: it holds no {RECORD_FILE}")
     record = run[1] if run else None
     task_ref = cfg.task or (record.task_ref if record else DEFAULT_TASK)
     task = load_task(task_ref)
@@ -251,15 +271,21 @@ def plan(cfg: TrainConfig, check_env: bool = True) -> Plan:
                 f"a resumed run keeps its env settings; {', '.join(sorted(changed))} differ "
                 f"from the run's ({cfg.out / RECORD_FILE})"
             )
+    given_stop = any(getattr(cfg, name) is not None for name in STOPS)
+    if record is not None and not given_stop:
+        for name in STOPS:
+            setattr(cfg, name, record.stop.get(name))
+    if not any(getattr(cfg, name) is not None for name in STOPS):
+        cfg.stop_iters = default_stop_iters
     env_config = task.env_config_dict(record.env_config if record else cfg.env)
     out = Path(cfg.out) if cfg.out is not None else Path("runs") / task.name
-    result = Plan(cfg, task, task_ref, env_config, out, None)
-    if check_env:
-        check_env_of(result)
+    result = Plan(cfg, task, task_ref, env_config, out, policies=None)
     if cfg.resume:
-        _plan_resume(result)
+        _plan_resume(result, continues_budget=not given_stop)
     else:
         _check_new_run_folder(out)
+    if check_env:  # last: the folder's answers are quicker
+        check_env_of(result)
     return result
 
 
@@ -283,29 +309,74 @@ def critic_of(p: Plan, policy: str) -> str:
     return p.cfg.critic or p.task.ppo.get(policy, {}).get("critic", "local")
 
 
-def preflight(task: Task, env_config: dict[str, Any]) -> tuple[dict[str, tuple[Any, Any]], Any]:
-    """Build the task's env and play a little of it under hmarl's conformance checks.
+def stop_of(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's stop, as its record keeps it."""
+    return {name: getattr(cfg, name) for name in STOPS if getattr(cfg, name) is not None}
+
+
+def describe_stop(cfg: TrainConfig, time_left: float | None = None) -> str:
+    """When a run stops, for people: "after 30 iterations or 120 s (...), whichever comes first"."""
+    parts = []
+    if cfg.stop_iters is not None:
+        parts.append(f"{cfg.stop_iters} iteration{'s' if cfg.stop_iters != 1 else ''}")
+    if cfg.stop_timesteps is not None:
+        parts.append(f"{cfg.stop_timesteps:,} env steps")
+    if cfg.time_budget is not None:
+        left = cfg.time_budget if time_left is None else time_left
+        parts.append(
+            f"{left:.0f} s (the time budget, closing evaluation included)"
+            if time_left is None or time_left == cfg.time_budget
+            else f"{left:.0f} s (the rest of its {cfg.time_budget:.0f}-second time budget)"
+        )
+    if not parts:
+        return "never (no stop given)"
+    text = "after " + " or ".join(parts)
+    return text + (", whichever comes first" if len(parts) > 1 else "")
+
+
+def preflight(
+    task: Task, env_config: dict[str, Any], episodes: int = 2, step_budget: int | None = 2000
+) -> tuple[dict[str, tuple[Any, Any]], Any]:
+    """Build the task's env and play a little of it under every check training will meet.
+
+    hmarl's conformance checks (:func:`hmarl.conformance.check_env`), then what RLlib
+    enforces once training runs: whole episodes replayed through RLlib's own
+    ``MultiAgentEpisode``, and RLlib's env checker, on the env as RLlib's runners
+    build it (see :mod:`hmarl.task_env`). Well under a second for the built-in tasks.
 
     Returns each policy's spaces and the env's global state space (None without one).
     A ``make_env`` that fails or returns the wrong kind of object, a ``policy_of``
     that fails for some agent, a space that cannot be used (an action mask that does
-    not fit its action), and an env that breaks the turn-taking protocol each raise
-    TaskError naming the problem.
+    not fit its action), and an env that breaks the protocol each raise TaskError
+    naming the problem (the agent, the step and the rule).
     """
-    from hmarl.conformance import check_env
+    from hmarl.action_masks import observation_key
+    from hmarl.conformance import check_env, check_rllib_env_checker, check_rllib_episodes
     from hmarl.global_state import StateError, state_space_of
-    from hmarl.task_env import make_task_env
+    from hmarl.task_env import EnvFault, TaskEnv, make_task_env
 
     env = make_task_env(task, env_config)
     policies = task.policy_spaces(env)
+    as_rllib_runs_it = TaskEnv(task)
+    seed = EVAL_SEED_BASE - 1
     try:
         state_space = state_space_of(env)
     except StateError as err:
         raise TaskError(f"task {task.name}: {err}") from None
+    # RLlib's env checker steps actions sampled without their masks, which an env that
+    # refuses a masked action (as real systems do) fails; hmarl's checks cover it.
+    masked = any(observation_key(space) is not None for space, _ in policies.values())
     try:
-        check_env(env, seed=EVAL_SEED_BASE - 1, episodes=2, step_budget=2000)
+        check_env(env, seed=seed, episodes=episodes, step_budget=step_budget)
+        check_rllib_episodes(
+            as_rllib_runs_it(env_config), task.policy_id, seed, episodes, step_budget
+        )
+        if not masked:
+            check_rllib_env_checker(as_rllib_runs_it(env_config))
     except AssertionError as err:
         raise TaskError(f"task {task.name}: its env breaks the protocol: {err}") from None
+    except (EnvFault, TaskError) as err:
+        raise TaskError(str(err)) from None
     except Exception as err:
         raise TaskError(
             f"task {task.name}: its env failed while checked: {type(err).__name__}: {err}"
@@ -320,7 +391,8 @@ def _check_new_run_folder(out: Path) -> None:
         raise ValueError(f"--out {out} is a file, not a folder")
     if out.is_dir() and ((out / RECORD_FILE).exists() or find_checkpoints(out)):
         raise ValueError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            f"{out} already holds a run: continue it with `hmarl train --resume --out {out}`, "
+            "or choose another --out"
         )
     existing = next(p for p in [out, *out.parents] if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -332,20 +404,47 @@ def _check_new_run_folder(out: Path) -> None:
         )
 
 
-def _plan_resume(result: Plan) -> None:
-    from hmarl.checkpoints import find_checkpoints, read_marker
+def _plan_resume(result: Plan, continues_budget: bool) -> None:
+    """The checkpoint to continue from, and what is left to do; nothing to do is an error.
+
+    The newest checkpoint whose files match their recorded hashes is taken; newer
+    ones that do not are skipped and named (see :mod:`hmarl.checkpoints`).
+    """
+    from hmarl.checkpoints import checkpoint_problem, find_checkpoints, newer_incomplete
 
     found = find_checkpoints(result.out)
-    if not found:  # stopped before its first checkpoint was whole: it starts over
+    problems = []
+    for checkpoint in reversed(found):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            result.start_from = checkpoint
+            break
+        problems.append(f"{checkpoint}: {problem}")
+    if result.start_from is None:  # stopped before its first checkpoint was whole: starts over
+        result.skipped = problems
         return
-    result.start_from = found[-1]
-    result.start_iteration = read_marker(found[-1])["iteration"]
-    stop = result.cfg.stop_iters
-    if stop is not None and stop <= result.start_iteration:
+    result.skipped = sorted({*newer_incomplete(result.out, result.start_from), *problems})
+    marker = read_marker(result.start_from)
+    result.start_iteration = marker["iteration"]
+    cfg, again = result.cfg, "give a later stop (--stop-iters, --stop-timesteps, --time-budget)"
+    if cfg.stop_iters is not None and cfg.stop_iters <= result.start_iteration:
         raise ValueError(
             f"nothing to do: {result.out} is at iteration {result.start_iteration} "
-            f"and --stop-iters is {stop}"
+            f"and its stop is --stop-iters {cfg.stop_iters}; {again}"
         )
+    steps = marker.get("env_steps", 0)
+    if cfg.stop_timesteps is not None and cfg.stop_timesteps <= steps:
+        raise ValueError(
+            f"nothing to do: {result.out} has sampled {steps:,} env steps "
+            f"and its stop is --stop-timesteps {cfg.stop_timesteps}; {again}"
+        )
+    if continues_budget and cfg.time_budget is not None:
+        result.budget_used = float(marker.get("budget_used", 0.0))
+        if result.time_left < RESUME_MIN_SECONDS:
+            raise ValueError(
+                f"nothing to do: {result.out} used {result.budget_used:.0f} s of its "
+                f"{cfg.time_budget:.0f}-second time budget; {again}"
+            )
 
 
 # -- the RLlib config -------------------------------------------------------------
@@ -366,8 +465,12 @@ class PolicyMapping:
         return self.task.policy_of(agent_id)
 
 
-def build_config(p: Plan) -> Any:
-    """The whole RLlib setup, in RLlib's order."""
+def build_config(p: Plan, budget_clock: float | None = None) -> Any:
+    """The whole RLlib setup, in RLlib's order.
+
+    ``budget_clock`` (a ``time.time()``) is when the run's time budget began, as if
+    used without a break: checkpoints record the seconds used since (see :func:`train`).
+    """
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.tune.registry import register_env
@@ -433,6 +536,7 @@ def build_config(p: Plan) -> Any:
             flatten_policies=tuple(flat_policies),
             central_policies=central,
             run_folder=str(p.out.resolve()),
+            budget_clock=budget_clock,
         )
     )
     if flat_policies and sampler == "rllib":
@@ -540,18 +644,27 @@ def _restore(checkpoint: str, algorithm: Any, **kwargs: Any) -> None:
 class Deadline:
     """When to stop: an iteration count, an env-step count, a wall-clock budget, or any mix.
 
-    The budget covers the whole command, so training stops unless one more
-    iteration (as long as the longest recent one) and the wrap-up still fit: the
-    final checkpoint, Ray's shutdown and the closing evaluation, together
-    ``WRAP_UP_SECONDS``.
+    The budget covers the whole command (a resumed run's: what is left of it), so
+    training stops unless one more iteration (as long as the longest recent one)
+    and the wrap-up still fit: the final checkpoint and Ray's shutdown
+    (``WRAP_UP_SECONDS``), and ``reserve`` seconds for whatever the command does
+    after training (the CLI's closing evaluation, as it estimated it).
     """
 
-    WRAP_UP_SECONDS = 6.0
+    WRAP_UP_SECONDS = 4.0
 
-    def __init__(self, cfg: TrainConfig, start: float) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        start: float,
+        time_left: float | None = None,
+        reserve: float = 0.0,
+    ) -> None:
         self.stop_iters = cfg.stop_iters
         self.stop_timesteps = cfg.stop_timesteps
-        self.end = None if cfg.time_budget is None else start + cfg.time_budget
+        budget = cfg.time_budget if time_left is None else time_left
+        self.end = None if budget is None else start + budget
+        self.reserve = reserve
         self._last: float | None = None
         self._recent: deque[float] = deque(maxlen=5)
         self.reached = False
@@ -576,18 +689,28 @@ class Deadline:
         if self.stop_timesteps is not None and steps >= self.stop_timesteps:
             return True
         # Stop unless one more iteration and the wrap-up still fit.
-        return self.end is not None and now + longest + self.WRAP_UP_SECONDS > self.end
+        wrap_up = self.WRAP_UP_SECONDS + self.reserve
+        return self.end is not None and now + longest + wrap_up > self.end
+
+
+def episodes_that_fit(seconds_per_episode: float, seconds: float, wanted: int) -> int:
+    """How many episodes, at most ``wanted``, take no more than ``seconds``."""
+    if seconds_per_episode <= 0:
+        return wanted
+    return max(0, min(wanted, int(seconds / seconds_per_episode)))
 
 
 def train(
     p: Plan,
     on_result: Callable[[dict], None] | None = None,
     started: float | None = None,
+    reserve: float = 0.0,
 ) -> Path:
     """Run the plan until its stop condition; return the final checkpoint's path.
 
     ``started`` is when the command began (``time.monotonic()``), which the time
-    budget counts from; by default, now.
+    budget counts from; by default, now. ``reserve`` is the seconds of the budget
+    kept for what the caller does after training (see :class:`Deadline`).
     """
     import ray
 
@@ -599,25 +722,39 @@ def train(
     start = time.monotonic() if started is None else started
     new_folder = not p.out.exists()
     p.out.mkdir(parents=True, exist_ok=True)
-    deadline = Deadline(cfg, start)
+    deadline = Deadline(cfg, start, p.time_left, reserve)
+    # A wall-clock time the checkpoints' markers count the run's budget from: the
+    # time used before this command (a resumed run's), then this command's.
+    budget_clock = time.time() - (time.monotonic() - start) - p.budget_used
     log = _log_to_file(p.out / LOG_FILE)
     try:
         with _stderr_to(p.out / LOG_FILE), _reaped(local=cfg.address is None):
             _start_ray_checking_env(p, new_folder)
-            if not cfg.resume:
-                RunRecord(p.task.name, p.task_ref, p.env_config, __version__).write(p.out)
+            _record_run(p, __version__)
             try:
                 if cfg.use_tune:
                     from hmarl.tuning import train_with_tune as run
                 else:
                     run = _train_directly
-                return run(build_config(p), p, deadline, on_result or (lambda r: None))
+                config = build_config(p, budget_clock)
+                return run(config, p, deadline, on_result or (lambda r: None))
             finally:
                 ray.shutdown()
     finally:
         for name in RAY_LOGGERS:
             logging.getLogger(name).removeHandler(log)
         log.close()
+
+
+def _record_run(p: Plan, version: str) -> None:
+    """Write the run's record: a new run's, or a resumed run's with a stop of its own."""
+    stop = stop_of(p.cfg)
+    if not p.cfg.resume:
+        RunRecord(p.task.name, p.task_ref, p.env_config, version, stop).write(p.out)
+        return
+    record = RunRecord.read(p.out / RECORD_FILE)
+    if record.stop != stop:
+        dataclasses.replace(record, stop=stop).write(p.out)
 
 
 def _start_ray_checking_env(p: Plan, new_folder: bool) -> None:

@@ -3,14 +3,21 @@
 The package is a worked example to make your own: lifts in a building, a
 dispatcher (high level) that sends each lift to a floor and a motor (low level)
 that drives it there. Its files are those in ``template/`` (real, tested Python,
-with relative imports so they work under any package name), plus a
-``pyproject.toml`` that registers the task under the ``hmarl.tasks`` entry point
-and a test that runs hmarl's conformance checks on the env::
+with relative imports so they work under any package name): the simulation, its
+env, and the task with typed settings, a metric, a hand-written baseline and a
+score. Around them: a ``pyproject.toml`` that depends on this minor version of
+hmarl and registers the task under the ``hmarl.tasks`` entry point, a test that
+runs on the env the checks ``hmarl train`` runs before it starts, and a README.
+RL modules, PPO settings, a schedule, a renderer and a batched env are not in it;
+the built-in chicken yard declares each::
 
     hmarl new-task couriers --out couriers
     pip install -e couriers
     hmarl train --task couriers --stop-iters 2
     pytest couriers/tests
+
+(the chicken yard: ``src/hmarl/tasks/chicken_yard``, ``modules.py``, ``render.py``,
+``batched.py`` and ``task.py`` for the declaration).
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ name = "{name}"
 version = "0.1.0"
 description = "The {name} task for hmarl"
 requires-python = ">=3.11"
-dependencies = ["hmarl"]
+# The hmarl this task was written for: its Task contract may change between minor
+# versions. hmarl is installed from its source, not from a package index.
+dependencies = ["hmarl>={minor},<{next_minor}"]
 
 # How `hmarl --task {name}` finds the task once this package is installed.
 [project.entry-points."hmarl.tasks"]
@@ -45,20 +54,20 @@ include = ["{package}*"]
 """
 
 TEST = '''\
-"""The task's env against hmarl's conformance checks and RLlib's own env checker."""
+"""The task's env under the checks `hmarl train` runs before it starts (`hmarl check` too)."""
 
-from ray.rllib.utils.pre_checks.env import check_multiagent_environments
-
-from hmarl.conformance import check_determinism, check_env
+from hmarl.conformance import check_determinism
+from hmarl.training import preflight
 from {package}.task import TASK
 
 
-def test_rllib_accepts_the_env() -> None:
-    check_multiagent_environments(TASK.make_env({{}}))
+def test_the_env_passes_what_training_checks() -> None:
+    """hmarl's conformance checks, RLlib's episodes and RLlib's env checker."""
+    preflight(TASK, TASK.env_config_dict(), episodes=5, step_budget=None)
 
 
-def test_turn_taking_protocol() -> None:
-    check_env(TASK.make_env({{}}), seed=0, episodes=5)
+def test_two_lifts() -> None:
+    preflight(TASK, TASK.env_config_dict({{"num_lifts": 2}}), episodes=3, step_budget=None)
 
 
 def test_seeded_runs_are_identical() -> None:
@@ -68,12 +77,19 @@ def test_seeded_runs_are_identical() -> None:
 README = """\
 # {name}
 
-A task for [hmarl](https://pypi.org/project/hmarl/), written by `hmarl new-task`. It
-is a worked example to make your own: lifts in a building, where a dispatcher (high
-level) sends each lift to a floor and its motor (low level) drives it there.
+A task for hmarl, written by `hmarl new-task`. It is a worked example to make your
+own: lifts in a building, where a dispatcher (high level) sends each lift to a floor
+and its motor (low level) drives it there.
+
+It depends on hmarl `>={minor},<{next_minor}`, the version it was written for. hmarl
+is not published on a package index (a package of that name there is not this one):
+install hmarl from its source first, then this package into the same environment,
+and pip finds the dependency met.
 
 ```bash
+pip install -e PATH/TO/hmarl    # if not installed yet
 pip install -e .
+hmarl check --task {name}       # the checks `hmarl train` runs before it starts
 hmarl train --task {name} --stop-iters 20
 hmarl evaluate runs/{name}
 pytest tests
@@ -83,7 +99,9 @@ pytest tests
 - `{package}/env.py`: its RLlib `MultiAgentEnv` adapter; observations only for the
   agents due to act next.
 - `{package}/task.py`: the `hmarl.Task` declaration (`name`, `make_env` and
-  `policy_of` are all it needs; the rest is optional).
+  `policy_of` are all it needs; here also typed settings, a metric, a baseline and a
+  score). RL modules per policy, PPO settings, a schedule, a renderer and a batched
+  env are optional too (see `hmarl.task`; hmarl's chicken yard declares each).
 """
 
 
@@ -95,6 +113,14 @@ def package_name(name: str) -> str:
             "'_' and '-'"
         )
     return name.replace("-", "_").lower()
+
+
+def hmarl_range() -> dict[str, str]:
+    """This minor version of hmarl and the next: ``{"minor": "0.2", "next_minor": "0.3"}``."""
+    from hmarl import __version__
+
+    major, minor = (int(part) for part in __version__.split(".")[:2])
+    return {"minor": f"{major}.{minor}", "next_minor": f"{major}.{minor + 1}"}
 
 
 def write_package(name: str, out: Path) -> Path:
@@ -119,8 +145,9 @@ def write_package(name: str, out: Path) -> Path:
             (tmp / package / source).write_text(text)
         (tmp / "tests").mkdir()
         (tmp / "tests" / f"test_{package}.py").write_text(TEST.format(package=package))
-        (tmp / "pyproject.toml").write_text(PYPROJECT.format(name=name, package=package))
-        (tmp / "README.md").write_text(README.format(name=name, package=package))
+        fields = {"name": name, "package": package, **hmarl_range()}
+        (tmp / "pyproject.toml").write_text(PYPROJECT.format(**fields))
+        (tmp / "README.md").write_text(README.format(**fields))
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

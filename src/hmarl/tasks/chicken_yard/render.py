@@ -122,6 +122,8 @@ class YardRenderer:
 
     PANEL_HEADS: tuple[str, ...] = ("robot", "chicken", "compat. / best", "high", "low", "status")
     """The panel's column heads."""
+    LEGEND_ROWS = 1
+    """Rows of legend under the robots' rows (a subclass may add its own below)."""
 
     def __init__(self, config: YardConfig, size: int = 640) -> None:
         if size < 240:
@@ -139,7 +141,7 @@ class YardRenderer:
         self._small = pg.font.Font(None, round(18 * u))
         self._margin = round(28 * u)
         self._line = round(23 * u)
-        rows = config.num_robots + 3  # step line, column heads, robots, legend
+        rows = config.num_robots + 2 + self.LEGEND_ROWS  # step line, heads, robots, legend
         panel = rows * self._line + round(20 * u)
         height = -(-(size + panel) // 16) * 16
         self.width, self.height = size, height
@@ -388,6 +390,8 @@ class YardRenderer:
         legend = "chosen chicken's compatibility, that robot's worst to best:"
         self._text(legend, (left, y), self._small, MUTED)
         canvas.blit(self._scale_bar, self._scale_bar.get_rect(topright=(self.width - left, y)))
+        self._legend_y = y
+        """Where the legend's row is, for a subclass's rows under it."""
 
     def _text(
         self,

@@ -7,7 +7,9 @@ step just taken:
 
 - a catch: a burst in the robot's colour where it caught, and the compatibility it
   gained written beside it;
-- a new chicken (the caught one's replacement): a gold ring around it;
+- a new chicken (the caught one's replacement): a ring of gold dots around it and
+  "new" above it, unlike the solid ring in a robot's colour around a chosen chicken
+  (a line of legend under the panel says so);
 - a robot that decides next has no line; its status says so, or what it caught.
 
 Under the yard, the panel's "caught" column keeps each robot's tally: chickens
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hmarl.tasks.chicken_yard.render import (
+    MUTED,
     SCALE,
     SUPERSAMPLE,
     YardRenderer,
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
 __all__ = ["RoundUpRenderer", "RoundUpSnapshot"]
 
 GOLD = (255, 196, 0)
+NEW_INK = (150, 105, 0)
+"""A darker gold for the word "new", readable on the grass."""
+NEW_DOTS = 16
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class RoundUpRenderer(YardRenderer):
     """Draws round-up frames with pygame, off-screen (see the module docstring)."""
 
     PANEL_HEADS = ("robot", "chicken", "compat. / best", "caught", "low", "status")
+    LEGEND_ROWS = 2
 
     def __init__(self, config: RoundUpConfig, size: int = 640) -> None:
         super().__init__(config.yard, size)
@@ -94,9 +101,13 @@ class RoundUpRenderer(YardRenderer):
         super()._draw_yard(snap)
         pg, k = self._pg, self._u * SUPERSAMPLE
         width = max(2, round(2 * k))
-        for chicken in snap.respawned:
-            centre = self._px(snap.chicken_positions[chicken])
-            pg.draw.circle(self._yard, GOLD, centre, 21 * k, width)
+        for chicken in snap.respawned:  # dots, so that no robot's solid ring looks the same
+            x, y = self._px(snap.chicken_positions[chicken])
+            for dot in range(NEW_DOTS):
+                a = dot * 2 * math.pi / NEW_DOTS
+                pg.draw.circle(
+                    self._yard, GOLD, (x + 22 * k * math.cos(a), y + 22 * k * math.sin(a)), width
+                )
         for robot, _ in snap.caught:
             x, y = self._px(snap.positions[robot])
             for ray in range(12):  # a burst of rays around the robot
@@ -107,13 +118,27 @@ class RoundUpRenderer(YardRenderer):
                 pg.draw.line(self._yard, robot_colour(robot), start, end, width)
 
     def _draw_labels(self, snap: RoundUpSnapshot) -> None:
-        """Chicken numbers, and the compatibility each catch gained, beside the burst."""
+        """Chicken numbers, "new" over new chickens, and each catch's compatibility."""
         super()._draw_labels(snap)
+        for chicken in snap.respawned:
+            x, y = (v / SUPERSAMPLE for v in self._px(snap.chicken_positions[chicken]))
+            text = self._bold.render("new", True, NEW_INK)
+            self._canvas.blit(text, text.get_rect(midbottom=(x, y - 24 * self._u)))
         for robot, compat in snap.caught:
             x, y = (v / SUPERSAMPLE for v in self._px(snap.positions[robot]))
             colour = SCALE[2] if compat >= 0 else SCALE[0]
             text = self._bold.render(f"{compat:+.2f}", True, colour)
             self._canvas.blit(text, text.get_rect(midleft=(x + 28 * self._u, y - 14 * self._u)))
+
+    def _draw_panel(self, snap: RoundUpSnapshot) -> None:
+        super()._draw_panel(snap)
+        y = self._legend_y + self._line
+        x = self._margin
+        for dot in range(3):
+            centre = (x + round((5 + 9 * dot) * self._u), y + round(7 * self._u))
+            self._pg.draw.circle(self._canvas, GOLD, centre, max(2, round(2.5 * self._u)))
+        legend = "new: a chicken that just replaced a caught one"
+        self._text(legend, (x + round(32 * self._u), y), self._small, MUTED)
 
     def _status(self, snap: RoundUpSnapshot, robot: int) -> str:
         """Caught (on the step just taken), deciding, or the distance to go."""
