@@ -136,6 +136,7 @@ def test_decision_steps_take_no_world_time(sampler: str, local_ray, tmp_path, mo
     try:
         runner = algo.env_runner
         learner = algo.learner_group._learner
+        world.update(steps=0, calls=0)  # the sample's steps only (not the pre-flight's)
         sampled = runner.sample(num_timesteps=120)
         if sampler == "batched":
             batch = learner._make_batch_if_necessary(

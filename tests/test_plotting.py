@@ -168,7 +168,7 @@ def test_plots_a_direct_run(
     assert figure.get_suptitle().startswith("Learning curves: direct")
     axes = panel_axes(figure)
     assert list(axes) == [p.title for p in panels(TASK, list(POLICIES))]
-    high = axes["high_level: mean return per agent"]
+    high = axes["high_level: mean return per agent (sampled actions)"]
     # Iterations 1-5 at 1000 steps each; the first finished no episode (no point).
     (curve,) = lines(high, "-")
     x, y = curve.get_data()
@@ -192,7 +192,7 @@ def test_plots_a_direct_run(
         assert references(high) == {"random policy": -0.3}
         assert references(success) == {"random policy": 0.4}
         assert references(steps) == {}
-        assert references(axes["low_level: mean return per agent"]) == {}
+        assert references(axes["low_level: mean return per agent (sampled actions)"]) == {}
 
 
 def test_a_run_without_a_record_plots_without_references(tmp_path: Path) -> None:
