@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "hmarl.tasks"
 BUILT_IN = {
     "chicken_yard": "hmarl.tasks.chicken_yard:TASK",
     "round_up": "hmarl.tasks.round_up:TASK",
+    "goal_yard": "hmarl.tasks.goal_yard:TASK",
 }
 """Built-in task names and where their declarations live."""
 DEFAULT_TASK = "chicken_yard"
