@@ -57,8 +57,11 @@ print("RESULT" + json.dumps({"reached": None if reached is None else reached + i
 """
 
 
-def hmarl_seed(variant: str, seed: int, budget: float, out: Path) -> dict:
-    """One `hmarl train` run; its time to quality, final score and rate."""
+def hmarl_seed(
+    flags: list[str], seed: int, budget: float, out: Path, episodes: int = EPISODES
+) -> dict:
+    """One `hmarl train` run with extra ``flags``; its time to quality, final score and
+    success (on ``episodes`` held-out episodes) and its env steps per second."""
     start = time.time()
     subprocess.run(
         [
@@ -77,12 +80,12 @@ def hmarl_seed(variant: str, seed: int, budget: float, out: Path) -> dict:
             "--no-evaluate",
             "--out",
             str(out),
-            *FLAGS[variant],
+            *flags,
         ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    seeds = episode_seeds(None, EPISODES)  # held out: training never uses these seeds
+    seeds = episode_seeds(None, episodes)  # held out: training never uses these seeds
     reached, score, success = None, math.nan, math.nan
     for checkpoint in find_checkpoints(out):
         trained = load_trained(checkpoint)
@@ -128,7 +131,8 @@ def main() -> None:
                 if variant == "handwritten":
                     run = handwritten_seed(seed, args.budget)
                 else:
-                    run = hmarl_seed(variant, seed, args.budget, Path(workdir) / f"{variant}{seed}")
+                    out = Path(workdir) / f"{variant}{seed}"
+                    run = hmarl_seed(FLAGS[variant], seed, args.budget, out)
                 runs.append(run)
                 when = "-" if run["reached"] is None else f"{run['reached']:.1f} s"
                 extra = (
