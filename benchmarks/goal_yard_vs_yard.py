@@ -4,12 +4,12 @@
 (:mod:`hmarl.tasks.goal_yard`); ``chicken_yard`` codes its hierarchy by hand. Each seed
 trains both, ``hmarl train --task T --time-budget B --seed S`` as a user would (a
 subprocess, Ray Tune, the batched sampler, the task's modules), with a checkpoint every
-two iterations; then every checkpoint is scored greedily on the same held-out seeded
-episodes against the random policy and the task's oracle (``time_to_quality.py``'s
-``hmarl_seed``). Printed per task, as the mean and its 95 % interval over the seeds: the
-final normalised score (0 = random, 1 = the task's oracle), the final success rate,
-the time to quality (score >= 0.9 and success >= 0.99; the seeds that reached it), and
-env steps per second of training.
+two iterations (``--checkpoint-every``); then every checkpoint is scored greedily on the
+same held-out seeded episodes against the random policy and the task's oracle
+(``time_to_quality.py``'s ``hmarl_seed``). Printed per task, as the mean and its 95 %
+interval over the seeds: the final normalised score (0 = random, 1 = the task's oracle),
+the final success rate, the time to quality (score >= 0.9 and success >= 0.99; the seeds
+that reached it), and env steps per second of training.
 
 Read the columns side by side with what differs between the tasks:
 
@@ -25,7 +25,8 @@ Read the columns side by side with what differs between the tasks:
   no world time.
 
 Run: ``python benchmarks/goal_yard_vs_yard.py [--seeds 3] [--budget 60]``;
-``--quick``: one seed, 20 s each, 100 episodes (a smoke run, about 2 minutes).
+``--quick``: one seed, 35 s each, 100 episodes, a checkpoint every 10 iterations (a smoke
+run of about 2 minutes; scoring every checkpoint is most of a run's time).
 """
 
 from __future__ import annotations
@@ -45,16 +46,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="runs per task, seeds 0..N-1")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per training run")
     parser.add_argument("--episodes", type=int, default=EPISODES, help="held-out episodes")
-    parser.add_argument("--quick", action="store_true", help="one seed, 20 s, 100 episodes")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=2, help="iterations between scored checkpoints"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, 35 s, 100 episodes, checkpoints every 10"
+    )
     args = parser.parse_args()
     if args.quick:
-        args.seeds, args.budget, args.episodes = 1, 20.0, 100
+        args.seeds, args.budget, args.episodes, args.checkpoint_every = 1, 35.0, 100, 10
     runs: dict[str, list[dict]] = {task: [] for task in TASKS}
     with tempfile.TemporaryDirectory(prefix="hmarl-goal-yard-") as workdir:
         for seed in range(args.seeds):
             for task in TASKS:
                 out = Path(workdir) / f"{task}{seed}"
-                run = hmarl_seed(["--task", task], seed, args.budget, out, args.episodes)
+                run = hmarl_seed(
+                    ["--task", task], seed, args.budget, out, args.episodes, args.checkpoint_every
+                )
                 runs[task].append(run)
                 when = "-" if run["reached"] is None else f"{run['reached']:.1f} s"
                 print(

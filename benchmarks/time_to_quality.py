@@ -58,10 +58,16 @@ print("RESULT" + json.dumps({"reached": None if reached is None else reached + i
 
 
 def hmarl_seed(
-    flags: list[str], seed: int, budget: float, out: Path, episodes: int = EPISODES
+    flags: list[str],
+    seed: int,
+    budget: float,
+    out: Path,
+    episodes: int = EPISODES,
+    checkpoint_every: int = 2,
 ) -> dict:
-    """One `hmarl train` run with extra ``flags``; its time to quality, final score and
-    success (on ``episodes`` held-out episodes) and its env steps per second."""
+    """One `hmarl train` run with extra ``flags``; its time to quality (checkpoints every
+    ``checkpoint_every`` iterations), final score and success (on ``episodes`` held-out
+    episodes) and its env steps per second."""
     start = time.time()
     subprocess.run(
         [
@@ -74,7 +80,7 @@ def hmarl_seed(
             "--seed",
             str(seed),
             "--checkpoint-every",
-            "2",
+            str(checkpoint_every),
             "--keep-checkpoints",
             "0",  # every one: each is scored afterwards
             "--no-evaluate",
