@@ -57,8 +57,17 @@ print("RESULT" + json.dumps({"reached": None if reached is None else reached + i
 """
 
 
-def hmarl_seed(variant: str, seed: int, budget: float, out: Path) -> dict:
-    """One `hmarl train` run; its time to quality, final score and rate."""
+def hmarl_seed(
+    flags: list[str],
+    seed: int,
+    budget: float,
+    out: Path,
+    episodes: int = EPISODES,
+    checkpoint_every: int = 2,
+) -> dict:
+    """One `hmarl train` run with extra ``flags``; its time to quality (checkpoints every
+    ``checkpoint_every`` iterations), final score and success (on ``episodes`` held-out
+    episodes) and its env steps per second."""
     start = time.time()
     subprocess.run(
         [
@@ -71,18 +80,18 @@ def hmarl_seed(variant: str, seed: int, budget: float, out: Path) -> dict:
             "--seed",
             str(seed),
             "--checkpoint-every",
-            "2",
+            str(checkpoint_every),
             "--keep-checkpoints",
             "0",  # every one: each is scored afterwards
             "--no-evaluate",
             "--out",
             str(out),
-            *FLAGS[variant],
+            *flags,
         ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    seeds = episode_seeds(None, EPISODES)  # held out: training never uses these seeds
+    seeds = episode_seeds(None, episodes)  # held out: training never uses these seeds
     reached, score, success = None, math.nan, math.nan
     for checkpoint in find_checkpoints(out):
         trained = load_trained(checkpoint)
@@ -128,7 +137,8 @@ def main() -> None:
                 if variant == "handwritten":
                     run = handwritten_seed(seed, args.budget)
                 else:
-                    run = hmarl_seed(variant, seed, args.budget, Path(workdir) / f"{variant}{seed}")
+                    out = Path(workdir) / f"{variant}{seed}"
+                    run = hmarl_seed(FLAGS[variant], seed, args.budget, out)
                 runs.append(run)
                 when = "-" if run["reached"] is None else f"{run['reached']:.1f} s"
                 extra = (

@@ -17,7 +17,7 @@ from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED
 
 from hmarl.advantages import DISCOUNTS, decision_rows
 from hmarl.algorithm import HierarchicalPPO
-from hmarl.conformance import check_batched_env, check_determinism, check_env
+from hmarl.conformance import assert_same, check_batched_env, check_determinism, check_env
 from hmarl.goals import hierarchical
 from hmarl.task_env import COMMON, OPTION_REWARDS, STAMP, EnvFault, StampedEnv, make_task_env
 from hmarl.training import TrainConfig, build_config, plan
@@ -167,4 +167,28 @@ def _training_data(batch: dict) -> Any:
 
     return TrainingData(
         batch=MultiAgentBatch({p: SampleBatch(c) for p, c in batch.items()}, env_steps=1)
+    )
+
+
+def test_a_refused_step_names_the_agent_and_changes_nothing() -> None:
+    env, twin = (make_task_env(TASK, {}) for _ in range(2))
+    for e in (env, twin):
+        e.reset(seed=0)
+    bad_steps = [
+        ({}, "no action for \\['a0_high', 'a1_high'\\]"),
+        ({"a0_high": 0}, "no action for \\['a1_high'\\]"),
+        ({"a0_high": 0, "a1_high": 3}, "a1_high: action 3 is not in Discrete\\(3\\)"),
+        ({"a0_high": 0, "a1_low": STAY}, "agents \\['a1_low'\\] are not due"),
+    ]
+    for actions, message in bad_steps:
+        with pytest.raises(ValueError, match=message):
+            env.step(actions)
+    env.step({"a0_high": 2, "a1_high": 1})
+    twin.step({"a0_high": 2, "a1_high": 1})
+    with pytest.raises(ValueError, match="a0_low: action 5 is not in Discrete\\(3\\)"):
+        env.step({"a0_low": 5, "a1_low": STAY})
+    assert_same(
+        env.step({"a0_low": RIGHT, "a1_low": LEFT}),
+        twin.step({"a0_low": RIGHT, "a1_low": LEFT}),
+        "",
     )

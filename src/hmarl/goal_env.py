@@ -98,9 +98,21 @@ class GoalEnv(MultiAgentEnv):
         return out, {high_id(a): (infos or {}).get(a, {}) for a in deciding}
 
     def step(self, actions: AgentDict) -> tuple:
+        # Every check before anything changes: a refused step leaves the env as it was.
+        if not self.due:
+            raise ValueError("no agent is due to act: reset() first (again after the end)")
         unexpected = sorted(set(actions) - self.due)
         if unexpected:
             raise ValueError(f"agents {unexpected} are not due to act")
+        missing = sorted(self.due - set(actions))
+        if missing:
+            raise ValueError(f"no action for {missing}: every agent due to act must act")
+        for agent, action in actions.items():
+            # A choice of goal, or a flat Discrete action, is refused here, naming the level;
+            # other actions (a Box's, which the flat env may clip) are the flat env's to judge.
+            space = self.action_spaces[agent]
+            if isinstance(space, gym.spaces.Discrete) and not space.contains(action):
+                raise ValueError(f"{agent}: action {action!r} is not in {space}")
         if any(agent.endswith(HIGH) for agent in actions):
             return self._decide(actions)
         return self._world_step(actions)
@@ -112,12 +124,11 @@ class GoalEnv(MultiAgentEnv):
     def _decide(self, actions: AgentDict) -> tuple:
         """The high levels due choose; the flat env stands still (no world time passes)."""
         for agent, action in actions.items():
+            if not self.choices[flat_id(agent)][1][int(action)]:
+                raise ValueError(f"{agent} chose goal {int(action)}, which is not available")
+        for agent, action in actions.items():
             flat = flat_id(agent)
-            features, available = self.choices.pop(flat)
-            index = int(action)
-            if not 0 <= index < self.goals.count or not available[index]:
-                raise ValueError(f"{agent} chose goal {index}, which is not available")
-            self.goal[flat] = features[index]
+            self.goal[flat] = self.choices.pop(flat)[0][int(action)]
             self.steps[flat] = 0
         obs = {low_id(a): self._low_obs(a) for a in sorted(self.live)}
         self._set_due(obs)

@@ -29,6 +29,7 @@ BUILT_IN = {
     "round_up": "hmarl.tasks.round_up:TASK",
     "lbf": "hmarl.tasks.lbf:TASK",
     "rware": "hmarl.tasks.rware:TASK",
+    "goal_yard": "hmarl.tasks.goal_yard:TASK",
 }
 """Built-in task names and where their declarations live."""
 EXTRAS = {"lbf": ("benchmarks", "lbforaging"), "rware": ("benchmarks", "rware")}
