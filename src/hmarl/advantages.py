@@ -26,6 +26,10 @@ replaces RLlib's GAE piece in the learner connector pipeline: it reads each
 decision's length from the ``hmarl_t`` stamps that :class:`hmarl.task_env.StampedEnv`
 puts in every observation's info (and the rewards inside a decision from
 ``hmarl_option_rewards``), then calls :func:`add_advantages`.
+
+A module with memory gets its rows as padded sequences (:mod:`hmarl.sequences`); the
+advantages are computed on the real rows, each agent's in time order, and padded again,
+as RLlib's GAE piece unpads and pads.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.annotations import override
 
+from hmarl.sequences import Padding
 from hmarl.task_env import END, OPTION_REWARDS, STAMP
 
 DISCOUNTS = "hmarl_discounts"
@@ -81,29 +86,42 @@ def add_advantages(module: Any, batch: dict[str, Any], lambda_: float) -> None:
 
     The values come from the module itself, in one forward pass over the batch
     (bootstrap rows included), as in RLlib's GAE piece. Advantages are standardised
-    over the rows that train (not the bootstrap rows).
+    over the rows that train (not the bootstrap rows, nor padding).
     """
     with torch.no_grad():
         values = module.compute_values(batch).detach().cpu().numpy().astype(np.float64)
-    column = _numpy(batch[Columns.REWARDS])
+    padding = Padding.of(batch)
+    rows = _rows_of(padding)
+    values = rows(values)
     advantages, targets = gae(
-        column.astype(np.float64),
+        rows(batch[Columns.REWARDS]).astype(np.float64),
         values,
-        _numpy(batch[DISCOUNTS]).astype(np.float64),
-        _numpy(batch[Columns.TERMINATEDS]),
-        _numpy(batch[Columns.TRUNCATEDS]),
+        rows(batch[DISCOUNTS]).astype(np.float64),
+        rows(batch[Columns.TERMINATEDS]),
+        rows(batch[Columns.TRUNCATEDS]),
         lambda_,
     )
-    mask = _numpy(batch[Columns.LOSS_MASK]).astype(bool)
+    mask = rows(batch[Columns.LOSS_MASK]).astype(bool)
     trained = advantages[mask]
     advantages = (advantages - trained.mean()) / max(1e-4, trained.std())
     device = values_device(batch)
-    batch[Postprocessing.ADVANTAGES] = torch.as_tensor(
-        advantages, dtype=torch.float32, device=device
-    )
-    batch[Postprocessing.VALUE_TARGETS] = torch.as_tensor(
-        targets, dtype=torch.float32, device=device
-    )
+    for key, column in (
+        (Postprocessing.ADVANTAGES, advantages),
+        (Postprocessing.VALUE_TARGETS, targets),
+    ):
+        batch[key] = torch.as_tensor(
+            _column_of(padding, column), dtype=torch.float32, device=device
+        )
+
+
+def _rows_of(padding: Padding | None) -> Any:
+    """A column as plain rows: unpadded for a module with memory, as it is otherwise."""
+    return _numpy if padding is None else padding.unpad
+
+
+def _column_of(padding: Padding | None, rows: np.ndarray) -> np.ndarray:
+    """Plain rows as the batch holds its columns: padded again for a module with memory."""
+    return rows if padding is None else padding.pad(rows)
 
 
 def _numpy(column: Any) -> np.ndarray:
@@ -170,13 +188,16 @@ def _end(infos: list[dict], rows: int) -> str | None:
     return final.get(END) if isinstance(final, dict) else None
 
 
-def _fix_end_flags(batch: dict[str, Any], lengths: list[int], ends: list[str | None]) -> None:
+def _fix_end_flags(
+    batch: dict[str, Any], lengths: list[int], ends: list[str | None], padding: Padding | None
+) -> None:
     """Set the last real row of each chunk terminated or truncated as the env said.
 
     (RLlib flags time-limit-truncated agents terminated too: see hmarl.task_env.)
     """
-    terminateds = _numpy(batch[Columns.TERMINATEDS]).copy()
-    truncateds = _numpy(batch[Columns.TRUNCATEDS]).copy()
+    rows = _rows_of(padding)
+    terminateds = rows(batch[Columns.TERMINATEDS]).copy()
+    truncateds = rows(batch[Columns.TRUNCATEDS]).copy()
     start = 0
     for length, end in zip(lengths, ends, strict=True):
         if end is not None:
@@ -184,8 +205,8 @@ def _fix_end_flags(batch: dict[str, Any], lengths: list[int], ends: list[str | N
             truncateds[start + length - 2] = end == "truncated"
         start += length
     device = values_device(batch)
-    batch[Columns.TERMINATEDS] = torch.as_tensor(terminateds, device=device)
-    batch[Columns.TRUNCATEDS] = torch.as_tensor(truncateds, device=device)
+    batch[Columns.TERMINATEDS] = torch.as_tensor(_column_of(padding, terminateds), device=device)
+    batch[Columns.TRUNCATEDS] = torch.as_tensor(_column_of(padding, truncateds), device=device)
 
 
 class SMDPAdvantageEstimation(ConnectorV2):
@@ -226,18 +247,19 @@ class SMDPAdvantageEstimation(ConnectorV2):
                 discounts.append(d)
                 ends.append(_end(infos, len(r)))
             returns = np.concatenate(returns)
-            if len(returns) != len(module_batch[Columns.REWARDS]):
+            padding = Padding.of(module_batch)
+            rows = len(module_batch[Columns.REWARDS]) if padding is None else padding.rows
+            if len(returns) != rows:
                 raise ValueError(
-                    f"{module_id}: {len(returns)} rows from the episodes but "
-                    f"{len(module_batch[Columns.REWARDS])} in the batch"
+                    f"{module_id}: {len(returns)} rows from the episodes but {rows} in the batch"
                 )
-            _fix_end_flags(module_batch, [len(r) for r in discounts], ends)
+            _fix_end_flags(module_batch, [len(r) for r in discounts], ends, padding)
             device = values_device(module_batch)
             module_batch[Columns.REWARDS] = torch.as_tensor(
-                returns, dtype=torch.float32, device=device
+                _column_of(padding, returns), dtype=torch.float32, device=device
             )
             module_batch[DISCOUNTS] = torch.as_tensor(
-                np.concatenate(discounts), dtype=torch.float32, device=device
+                _column_of(padding, np.concatenate(discounts)), dtype=torch.float32, device=device
             )
             add_advantages(module, module_batch, settings.lambda_)
         return batch

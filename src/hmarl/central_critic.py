@@ -35,6 +35,7 @@ from ray.rllib.utils.torch_utils import flatten_inputs_to_1d_tensor
 
 from hmarl.flat_observations import flat_space, is_flat
 from hmarl.global_state import GLOBAL_STATE, STATE_INFO, STATE_SPACE_KEY
+from hmarl.sequences import Padding
 
 
 def flat_state(state: Any, struct: Any) -> torch.Tensor:
@@ -132,14 +133,17 @@ class AddGlobalState(ConnectorV2):
                 for episode in episodes_of_module(self, episodes, module_id)
                 for info in list(episode.get_infos())[: len(episode.get_rewards())]
             ]
-            rows = len(module_batch[Columns.REWARDS])
+            # A module with memory has its rows as padded sequences (hmarl.sequences).
+            padding = Padding.of(module_batch)
+            rows = len(module_batch[Columns.REWARDS]) if padding is None else padding.rows
             if len(states) != rows:
                 raise ValueError(f"{module_id}: {len(states)} global states for {rows} rows")
-            module_batch[GLOBAL_STATE] = _stack(states, values_device(module_batch))
+            module_batch[GLOBAL_STATE] = _stack(states, values_device(module_batch), padding)
         return batch
 
 
-def _stack(states: list[Any], device: Any) -> Any:
+def _stack(states: list[Any], device: Any, padding: Padding | None) -> Any:
     if isinstance(states[0], dict):
-        return {key: _stack([s[key] for s in states], device) for key in states[0]}
-    return torch.as_tensor(np.stack(states), device=device)
+        return {key: _stack([s[key] for s in states], device, padding) for key in states[0]}
+    rows = np.stack(states)
+    return torch.as_tensor(rows if padding is None else padding.pad(rows), device=device)

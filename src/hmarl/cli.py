@@ -428,6 +428,8 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         "keep_checkpoints": args.keep_checkpoints,
         "modules": args.modules,
         "critic": args.critic,
+        "memory": args.memory,
+        "max_seq_len": args.max_seq_len,
         "schedule_timeout": args.schedule_timeout,
         "discounting": args.discounting,
         "sampler": args.sampler,
@@ -731,6 +733,19 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         choices=("local", "central"),
         help="central: every policy's value also reads the env's global state (MAPPO); "
         "default: each policy's own (the task's, else local)",
+    )
+    p.add_argument(
+        "--memory",
+        choices=("none", "lstm"),
+        help="lstm: every policy on RLlib's default module gets an LSTM (memory across its "
+        "agent's decisions); default: each policy's own (the task's, else none)",
+    )
+    p.add_argument(
+        "--max-seq-len",
+        type=positive_int,
+        metavar="N",
+        help="decisions per training sequence of a policy with memory (default: the "
+        "task's, else 20)",
     )
     p.add_argument(
         "--schedule-timeout",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,9 +161,12 @@ def _act(
 ) -> dict[Any, dict[str, Any]]:
     """Actions for (run, agent) pairs: one ``policy.act`` call per policy id.
 
-    ``spaces`` holds each policy's (observation, action) space.
+    ``spaces`` holds each policy's (observation, action) space. The pair is the agent's
+    key for a policy with memory.
     """
-    found = act_batched(task, policy, spaces, [(agent, run.obs[agent]) for run, agent in asking])
+    found = act_batched(
+        task, policy, spaces, [(agent, run.obs[agent]) for run, agent in asking], keys=asking
+    )
     actions: dict[Any, dict[str, Any]] = defaultdict(dict)
     for (run, agent), action in zip(asking, found, strict=True):
         actions[run][agent] = action
@@ -175,28 +178,43 @@ def act_batched(
     policy: Policy,
     spaces: Mapping[str, tuple[Any, Any]],
     asking: Sequence[tuple[str, Any]],
+    keys: Sequence[Hashable] | None = None,
 ) -> list[Any]:
     """An action for each (agent, observation): one ``policy.act`` call per policy id.
 
     ``spaces`` holds each policy's (observation, action) space: the observations are
     stacked in the one, and an action a mask forbids is an error (see ``legal_actions``).
+    ``keys`` name the agents for a policy with memory (default: their ids).
     """
+    keys = [agent for agent, _ in asking] if keys is None else keys
     rows: dict[str, list[int]] = defaultdict(list)
     for i, (agent, _) in enumerate(asking):
         rows[task.policy_id(agent)].append(i)
     actions: list[Any] = [None] * len(asking)
     for policy_id, indices in rows.items():
         batch = stack(spaces[policy_id][0], [asking[i][1] for i in indices])
-        chosen = legal_actions(policy, policy_id, batch, spaces[policy_id])
+        chosen = legal_actions(
+            policy, policy_id, batch, spaces[policy_id], agents=[keys[i] for i in indices]
+        )
         for i, action in zip(indices, chosen, strict=True):
             actions[i] = action
     return actions
 
 
-def legal_actions(policy: Policy, policy_id: str, obs: Any, spaces: tuple[Any, Any]) -> Any:
-    """``policy.act(policy_id, obs)``; an action its observation's mask forbids is an error
-    that names the policy (see :mod:`hmarl.action_masks`)."""
-    actions = policy.act(policy_id, obs)
+def legal_actions(
+    policy: Policy,
+    policy_id: str,
+    obs: Any,
+    spaces: tuple[Any, Any],
+    agents: Sequence[Hashable] | None = None,
+) -> Any:
+    """``policy.act(policy_id, obs)`` (with ``agents``, a key per row, for a policy with
+    memory); an action its observation's mask forbids is an error that names the policy
+    (see :mod:`hmarl.action_masks`)."""
+    if getattr(policy, "remembers", False):
+        actions = policy.act(policy_id, obs, agents=agents)
+    else:
+        actions = policy.act(policy_id, obs)
     try:
         check_legal(policy_id, obs, actions, spaces, who=type(policy).__name__)
     except MaskError as err:
@@ -304,7 +322,8 @@ def run_batched(
             if due.any():
                 pair = (env.observation_spaces[group], space)
                 obs = select(env.observations(group), due)
-                actions[group][due] = legal_actions(policy, policy_id, obs, pair)
+                agents = [(group, b, n) for b, n in zip(*np.nonzero(due), strict=True)]
+                actions[group][due] = legal_actions(policy, policy_id, obs, pair, agents)
                 asked = True
         if not asked:
             raise TaskError(

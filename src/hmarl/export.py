@@ -11,7 +11,9 @@ An RLlib checkpoint holds pickled Python objects, and loading one runs code from
 - ``<policy>.safetensors``: the module's weights, the part that acts (no value head
   where RLlib's module can drop it);
 - ``<policy>.onnx`` with ``--format onnx``: the greedy action as an ONNX graph (see
-  :mod:`hmarl.onnx_policy`), described by ``onnx_inputs`` and ``onnx_output``.
+  :mod:`hmarl.onnx_policy`), described by ``onnx_inputs`` and ``onnx_output`` (and for
+  a module with memory ``onnx_state``: each state input, the output that gives its next
+  value, its shape and its initial value).
 
 :func:`load_export` (and so ``hmarl evaluate``, ``watch`` and ``inspect``, through
 :func:`hmarl.runs.load_trained`) builds each module from the description and loads
@@ -38,7 +40,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,7 +220,7 @@ def _write(
     loaded = load_export(folder, task=task).policy
     observations = random_observations(policy.observation_spaces, seed=0)
     for policy_id, obs in observations.items():
-        if not np.array_equal(loaded.act(policy_id, obs), policy.act(policy_id, obs)):
+        if not _act_alike(loaded, policy, policy_id, obs):
             raise ExportError(f"policy {policy_id}: the export does not act as the checkpoint")
     if "onnx" in formats:
         for policy_id, obs in observations.items():
@@ -226,6 +228,27 @@ def _write(
         (folder / DESCRIPTION_FILE).write_text(description.to_json())
     names = [name for entry in policies.values() for name in entry["files"]]
     return (*names, DESCRIPTION_FILE)
+
+
+def _act_alike(loaded: Any, policy: Any, policy_id: str, obs: Any) -> bool:
+    """Do two module policies take the same greedy actions on a batch of observations?
+
+    A module with memory acts twice, its rows as new agents, the second time on the
+    rows in reverse order from the states the first left.
+    """
+    import tree
+
+    if policy_id not in policy.stateful:
+        return np.array_equal(loaded.act(policy_id, obs), policy.act(policy_id, obs))
+    agents = list(range(CHECK_ROWS))
+    for acting in (loaded, policy):
+        acting.reset()
+    for order in (agents, agents[::-1]):
+        rows = tree.map_structure(lambda leaf, order=order: leaf[order], obs)
+        a = loaded.act(policy_id, rows, agents=order)
+        if not np.array_equal(a, policy.act(policy_id, rows, agents=order)):
+            return False
+    return True
 
 
 def _write_policy(
@@ -296,6 +319,8 @@ def _write_onnx(folder: Path, policy: Any, policy_id: str, obs: Any, entry: dict
         ) from None
     entry["onnx_inputs"] = signature["inputs"]
     entry["onnx_output"] = signature["output"]
+    if "state" in signature:  # a module with memory: its state's inputs, outputs, start
+        entry["onnx_state"] = signature["state"]
     entry["files"][name] = _sha256(data)
 
 
@@ -503,6 +528,10 @@ class LoadedPolicy:
     policy (the policy's observation space with a leading batch axis: a dict of
     arrays for a Dict space) and returns one action per row; :meth:`actions` takes
     an env's observations by agent id.
+
+    A policy with memory (``remembers``) keeps each agent's state between its
+    decisions: :meth:`actions` by agent id, ``act`` by the keys given as ``agents``;
+    call :meth:`reset` before each new episode.
     """
 
     task: Task
@@ -516,11 +545,23 @@ class LoadedPolicy:
     def policy_ids(self) -> list[str]:
         return list(self.policy.modules)
 
-    def act(self, policy_id: str, obs: Any) -> np.ndarray:
-        """One action per row of a batch of observations of ``policy_id``'s agents."""
+    @property
+    def remembers(self) -> bool:
+        """Whether some policy has memory (then ``act`` needs ``agents``)."""
+        return self.policy.remembers
+
+    def act(self, policy_id: str, obs: Any, agents: Sequence[Hashable] | None = None) -> np.ndarray:
+        """One action per row of a batch of observations of ``policy_id``'s agents;
+        ``agents``, a key per row naming the agent, for a policy with memory."""
         if policy_id not in self.policy.modules:
             raise KeyError(f"no policy {policy_id!r}; the export holds {self.policy_ids}")
+        if self.remembers:
+            return self.policy.act(policy_id, obs, agents=agents)
         return self.policy.act(policy_id, obs)
+
+    def reset(self) -> None:
+        """A new episode: every agent's memory starts afresh (nothing to do without memory)."""
+        self.policy.reset()
 
     def actions(self, observations: Mapping[str, Any]) -> dict[str, Any]:
         """An action for each agent in ``observations`` (agent id -> one observation).

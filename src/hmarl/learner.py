@@ -20,6 +20,12 @@ the first iteration, so it is trained, not raw, when the policy starts to learn.
 (A module that shares layers between its policy and its value head moves those
 layers through the value loss; hmarl's and RLlib's default modules share none.)
 
+**Memory.** A module with memory gets its rows as padded sequences of its agents' own
+decisions (:mod:`hmarl.sequences`): its minibatches are whole sequences, as many rows
+(real ones) to a minibatch as ``minibatch_size`` asks, and the loss reads only real
+rows (RLlib's PPO loss masks with ``Columns.LOSS_MASK``, false on padding and bootstrap
+rows).
+
 **Visible learning.** Besides RLlib's per-module entropy, KL, value loss and
 explained variance, the learner logs the *clip fraction*: the share of samples
 whose probability ratio left PPO's clip range.
@@ -55,6 +61,7 @@ from ray.rllib.utils.torch_utils import explained_variance
 from hmarl.advantages import SMDPAdvantageEstimation, add_advantages
 from hmarl.central_critic import AddGlobalState
 from hmarl.seeding import visit_agents_in_order
+from hmarl.sequences import is_stateful, max_seq_len
 
 CLIP_FRACTION = "clip_fraction"
 VF_EXPLAINED_VAR = "vf_explained_var"
@@ -64,7 +71,9 @@ MINIBATCH_RNG = "hmarl_minibatch_rng"
 class PerModuleMinibatches:
     """Minibatches of a multi-agent batch, each module with its own epochs and size.
 
-    Update step i carries the i-th minibatch of every module that has one left.
+    Update step i carries the i-th minibatch of every module that has one left. A
+    module with memory is split by sequences (its batch's first axis), ``minibatch_size``
+    counting their real rows.
     """
 
     def __init__(
@@ -77,8 +86,9 @@ class PerModuleMinibatches:
         self.batch = batch
         self.plans: dict[str, list[np.ndarray]] = {}
         for module_id, module_batch in batch.policy_batches.items():
-            n = len(module_batch)
-            parts = max(1, math.ceil(n / max(1, minibatch_sizes[module_id])))
+            rows = len(module_batch)  # real rows (SampleBatch counts seq_lens when padded)
+            n = len(module_batch[Columns.SEQ_LENS]) if Columns.SEQ_LENS in module_batch else rows
+            parts = max(1, math.ceil(rows / max(1, minibatch_sizes[module_id])))
             self.plans[module_id] = [
                 indices
                 for _ in range(epochs[module_id])
@@ -96,8 +106,12 @@ class PerModuleMinibatches:
 
 
 def _rows(batch: SampleBatch, indices: np.ndarray) -> SampleBatch:
+    """The rows (sequences, for a module with memory) at ``indices``."""
     index = torch.from_numpy(indices)
-    return SampleBatch(tree.map_structure(lambda column: column[index], dict(batch)))
+    return SampleBatch(
+        tree.map_structure(lambda column: column[index], dict(batch)),
+        _zero_padded=Columns.SEQ_LENS in batch,
+    )
 
 
 class HierarchicalPPOLearner(PPOTorchLearner):
@@ -118,6 +132,9 @@ class HierarchicalPPOLearner(PPOTorchLearner):
             self._learner_connector.append(
                 SMDPAdvantageEstimation(config=self.config, smdp=self.config.discounting == "smdp")
             )
+        for module_id, module in self.module.items():
+            if is_stateful(module):
+                max_seq_len(module, module_id)  # a clear error now, not RLlib's later
         self.held: frozenset[str] = frozenset()
         """Modules whose policy the schedule holds back (their value function trains)."""
         self._minibatch_rng = np.random.default_rng(self.config.seed)

@@ -104,8 +104,10 @@ class MaskedModule(TorchRLModule, ValueFunctionAPI):
         obs = batch[Columns.OBS]
         mask = obs[MASK_KEY]
         inner = obs[self.key]
-        if self.flatten:
-            inner = flatten_inputs_to_1d_tensor(inner, spaces_struct=self._struct).float()
+        if self.flatten:  # a module with memory takes (B, T, ...) rows: a time axis too
+            inner = flatten_inputs_to_1d_tensor(
+                inner, spaces_struct=self._struct, time_axis=self.inner.is_stateful()
+            ).float()
         return {**batch, Columns.OBS: inner, MASK_KEY: mask}, mask
 
     def _masked_forward(self, forward: str, batch: dict[str, Any], **kwargs: Any) -> dict:

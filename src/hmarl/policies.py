@@ -5,11 +5,16 @@ from its action distribution as in training (seeded: the same seed, the same
 actions). Both follow :class:`hmarl.task.Policy`: ``act(policy_id, obs)`` takes a batch of
 observations of agents that share a policy (the policy's observation space with a
 leading batch axis) and returns one action per row. Task baselines follow it too.
+
+A module with memory (:mod:`hmarl.sequences`) acts from each agent's state: ``act`` then
+takes ``agents``, a key per row naming the agent that acts, keeps each agent's state
+under its key (held while the agent waits) and forgets them all at :meth:`ModulePolicy.reset`,
+which hmarl's evaluation calls (through ``bind``) before it plays new episodes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -67,6 +72,8 @@ class ModulePolicy:
         observation_spaces: Mapping[str, gym.Space],
         source: Any = None,
     ) -> None:
+        from hmarl.sequences import is_stateful
+
         self.modules = dict(modules)
         self.observation_spaces = dict(observation_spaces)
         self.source = source
@@ -74,6 +81,12 @@ class ModulePolicy:
         self.actions = "greedy"
         """"greedy" or "sampled" (see :data:`hmarl.task.ACTIONS`)."""
         self._seeds: np.random.Generator | None = None
+        self.stateful = frozenset(p for p, module in self.modules.items() if is_stateful(module))
+        """The policies whose modules have memory."""
+        self.remembers = bool(self.stateful)
+        """Whether ``act`` needs ``agents`` (see the module docstring)."""
+        self._memory: dict[str, dict[Hashable, Any]] = {p: {} for p in self.stateful}
+        """Policy -> agent key -> its state now (torch tensors, one row's)."""
 
     def sampling(self, seed: int | None) -> ModulePolicy:
         """The same modules, sampling actions from their distributions.
@@ -86,20 +99,59 @@ class ModulePolicy:
         policy._seeds = np.random.default_rng(seed)
         return policy
 
-    def act(self, policy_id: str, obs: Any) -> np.ndarray:
+    def bind(self, env: Any) -> None:
+        """New episodes start in ``env`` (hmarl's evaluation calls this): see :meth:`reset`."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every agent's state: each starts its next episode from the initial state."""
+        for states in self._memory.values():
+            states.clear()
+
+    def act(self, policy_id: str, obs: Any, agents: Sequence[Hashable] | None = None) -> np.ndarray:
+        """One action per row; ``agents`` (a key per row) for a module with memory."""
         import torch
 
         batch = self.module_input(policy_id, obs)
         module = self.modules[policy_id]
+        state = self._recall(policy_id, agents) if policy_id in self.stateful else None
         with torch.no_grad():
             if self._seeds is None:
-                return greedy_action(module, batch).numpy()
-            # A generator of its own would be better, but RLlib's distributions
-            # sample from torch's global one: fork it, so nothing else is disturbed.
-            # (Only the CPU generator: torch.manual_seed would queue every device's.)
-            with torch.random.fork_rng(devices=[]):
-                torch.default_generator.manual_seed(int(self._seeds.integers(2**63)))
-                return action_distribution(module, batch, explore=True).sample().numpy()
+                dist, after = step_distribution(module, batch, state)
+                actions = dist.to_deterministic().sample()
+            else:
+                # A generator of its own would be better, but RLlib's distributions
+                # sample from torch's global one: fork it, so nothing else is disturbed.
+                # (Only the CPU generator: torch.manual_seed would queue every device's.)
+                with torch.random.fork_rng(devices=[]):
+                    torch.default_generator.manual_seed(int(self._seeds.integers(2**63)))
+                    dist, after = step_distribution(module, batch, state, explore=True)
+                    actions = dist.sample()
+        if state is not None:
+            self._keep(policy_id, agents, after)
+        return actions.numpy()
+
+    def _recall(self, policy_id: str, agents: Sequence[Hashable] | None) -> Any:
+        """The state of each acting agent: its last one, or the initial state if it has none."""
+        import torch
+        import tree
+
+        if agents is None:
+            raise ValueError(
+                f"policy {policy_id} has memory (a recurrent module): act needs agents=, "
+                "a key per row naming the agent, so that each agent's state carries over"
+            )
+        known = self._memory[policy_id]
+        initial = self.modules[policy_id].get_initial_state()
+        rows = [known.get(agent, initial) for agent in agents]
+        return tree.map_structure(lambda *states: torch.stack(states), *rows)
+
+    def _keep(self, policy_id: str, agents: Sequence[Hashable], states: Any) -> None:
+        import tree
+
+        known = self._memory[policy_id]
+        for i, agent in enumerate(agents):
+            known[agent] = tree.map_structure(lambda state, i=i: state[i], states)
 
     def flattens(self, policy_id: str) -> bool:
         """Does the policy's module see its observations flattened into one vector?"""
@@ -123,19 +175,57 @@ def greedy_action(module: Any, batch: Any) -> Any:
     return action_distribution(module, batch).to_deterministic().sample()
 
 
+def greedy_step(module: Any, batch: Any, state: Any) -> tuple[Any, Any]:
+    """A module with memory's greedy action for a batch of its inputs and each row's state,
+    and each row's next state (for acting and for the ONNX graph, as :func:`greedy_action`)."""
+    dist, after = step_distribution(module, batch, state)
+    return dist.to_deterministic().sample(), after
+
+
 def action_distribution(module: Any, batch: Any, explore: bool = False) -> Any:
     """An RL module's action distribution for a batch of its inputs.
 
     As it acts in inference, or with ``explore`` as in training (RLlib's env runners
     sample from the exploration forward pass's distribution).
     """
+    return step_distribution(module, batch, None, explore)[0]
+
+
+def step_distribution(
+    module: Any, batch: Any, state: Any, explore: bool = False
+) -> tuple[Any, Any]:
+    """:func:`action_distribution`, for a module with memory from each row's ``state`` (None
+    for a module without), and each row's next state."""
+    inputs, after = forward(module, batch, state, explore)
+    kind = (
+        module.get_exploration_action_dist_cls()
+        if explore
+        else module.get_inference_action_dist_cls()
+    )
+    return kind.from_logits(inputs), after
+
+
+def forward(module: Any, batch: Any, state: Any, explore: bool = False) -> tuple[Any, Any]:
+    """An RL module's action distribution inputs for a batch of its inputs (its inference
+    forward pass, or with ``explore`` its exploration one), and for a module with memory
+    (``state``: each row's state, None for a module without) each row's next state.
+
+    A module with memory takes each row as a sequence of one step, as RLlib's env runners
+    hand it (a time axis of 1, and ``Columns.STATE_IN``), and returns ``Columns.STATE_OUT``.
+    """
+    import tree
     from ray.rllib.core.columns import Columns
 
-    if explore:
-        inputs = module.forward_exploration({Columns.OBS: batch})[Columns.ACTION_DIST_INPUTS]
-        return module.get_exploration_action_dist_cls().from_logits(inputs)
-    inputs = module.forward_inference({Columns.OBS: batch})[Columns.ACTION_DIST_INPUTS]
-    return module.get_inference_action_dist_cls().from_logits(inputs)
+    inputs = {Columns.OBS: batch}
+    if state is not None:
+        inputs = {
+            Columns.OBS: tree.map_structure(lambda leaf: leaf.unsqueeze(1), batch),
+            Columns.STATE_IN: state,
+        }
+    out = module.forward_exploration(inputs) if explore else module.forward_inference(inputs)
+    if state is None:
+        return out[Columns.ACTION_DIST_INPUTS], None
+    return out[Columns.ACTION_DIST_INPUTS][:, 0], out[Columns.STATE_OUT]
 
 
 def to_torch(obs: Any) -> Any:

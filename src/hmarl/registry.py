@@ -30,6 +30,7 @@ BUILT_IN = {
     "lbf": "hmarl.tasks.lbf:TASK",
     "rware": "hmarl.tasks.rware:TASK",
     "goal_yard": "hmarl.tasks.goal_yard:TASK",
+    "memory": "hmarl.tasks.memory:TASK",
 }
 """Built-in task names and where their declarations live."""
 EXTRAS = {"lbf": ("benchmarks", "lbforaging"), "rware": ("benchmarks", "rware")}

@@ -36,6 +36,14 @@ range but drop the importance weight (a bias of the same size), and decoupling t
 two (the "proximal" policy of Hilton et al., 2021, "Batch size-invariance for policy
 optimization") would change PPO's loss for an effect on 3 % of the rows.
 
+Memory: for a module with memory (:mod:`hmarl.sequences`) each agent keeps its state
+between its decisions: it starts from the module's initial state when the agent's
+episode starts, advances when the agent acts, and is held while it waits, also across
+samples. Every row keeps the state its agent had before it (a bootstrap row: the state
+after the agent's last decision), and the policy's batch is laid out as RLlib's learner
+connectors lay it out for such a module: each agent's rows of the sample cut into padded
+sequences of ``max_seq_len``, with the state at each sequence's start.
+
 Episode seeds come from the runner's own generator (:mod:`hmarl.seeding`): new
 ones after a resume or a restart, never an evaluation seed.
 """
@@ -50,6 +58,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import tree
 from ray.rllib.core import COMPONENT_RL_MODULE
 from ray.rllib.core.columns import Columns
 from ray.rllib.env import INPUT_ENV_SINGLE_SPACES, INPUT_ENV_SPACES
@@ -76,8 +85,9 @@ from hmarl.faults import RecoversFromEnvFaults
 from hmarl.flat_observations import flat_space, flatten
 from hmarl.global_state import GLOBAL_STATE
 from hmarl.metrics import log_agent_episode, metric_windows
-from hmarl.policies import to_torch
+from hmarl.policies import forward, to_torch
 from hmarl.seeding import draw_seeds, reseeded, runner_generator
+from hmarl.sequences import is_stateful, max_seq_len, to_sequences
 from hmarl.task_env import EnvFault
 
 Batch = dict[str, Any]
@@ -135,6 +145,19 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
     def make_module(self) -> None:
         spec = self.config.get_multi_rl_module_spec(spaces=self.get_spaces(), inference_only=True)
         self.module = spec.build()
+        self.sequence_lengths = {
+            policy: max_seq_len(module, policy)
+            for policy, module in self.module.items()
+            if is_stateful(module)
+        }
+        """Policy -> its max_seq_len, for each policy whose module has memory."""
+        self.initial_states = {
+            policy: _map(
+                lambda s: s.detach().cpu().numpy(), self.module[policy].get_initial_state()
+            )
+            for policy in self.sequence_lengths
+        }
+        """Policy -> its module's initial state (numpy), where each agent's memory starts."""
 
     @override(EnvRunner)
     def get_spaces(self) -> dict[str, tuple[gym.Space, gym.Space]]:
@@ -190,7 +213,13 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
             policy: _assemble([rows[g] for g, p in self.policies.items() if p == policy])
             for policy in dict.fromkeys(self.policies.values())
         }
-        return {policy: batch for policy, batch in batches.items() if batch}
+        return {
+            policy: to_sequences(batch, self.sequence_lengths[policy])
+            if policy in self.sequence_lengths
+            else batch
+            for policy, batch in batches.items()
+            if batch
+        }
 
     def _reset(self, where: np.ndarray | None) -> None:
         """New episodes in the ``where`` envs (all of them for None)."""
@@ -203,6 +232,9 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
                 f"{type(err).__name__}: {err}"
             ) from err
         self._refresh_states()
+        for group, policy in self.policies.items():
+            if policy in self.initial_states:  # every agent of a new episode starts afresh
+                self._state[group].forget(where, self.initial_states[policy])
 
     def _step(self, actions: dict[str, np.ndarray]) -> Any:
         try:
@@ -224,7 +256,8 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
 
     def _inputs(self, group: str, where: np.ndarray) -> dict[str, Any]:
         """What the ``where`` agents of a group observe now, as their policy's batch holds it:
-        the observation (as the module takes it) and, for a centralised critic, the state."""
+        the observation (as the module takes it), for a centralised critic the global
+        state, and for a module with memory each agent's state now."""
         policy = self.policies[group]
         inputs = {
             Columns.OBS: self._module_input(policy, select(self.env.observations(group), where))
@@ -232,6 +265,8 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         if policy in self.central:
             envs = np.nonzero(where)[0]
             inputs[GLOBAL_STATE] = _map(lambda states: states[envs], self._states)
+        if policy in self.sequence_lengths:
+            inputs[Columns.STATE_IN] = _map(lambda state: state[where], self._state[group].memory)
         return inputs
 
     def _act(self, group: str, step: int, rows: _Rows) -> np.ndarray:
@@ -245,13 +280,20 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         policy = self.policies[group]
         inputs = self._inputs(group, due)
         module = self.module[policy]
+        memory = inputs.get(Columns.STATE_IN)
         with torch.no_grad():
-            out = module.forward_exploration({Columns.OBS: to_torch(inputs[Columns.OBS])})
-            dist_inputs = out[Columns.ACTION_DIST_INPUTS]
+            dist_inputs, after = forward(
+                module,
+                to_torch(inputs[Columns.OBS]),
+                None if memory is None else to_torch(memory),
+                explore=True,
+            )
             dist = module.get_exploration_action_dist_cls().from_logits(dist_inputs)
             chosen = dist.sample()
             logp = dist.logp(chosen)
         chosen = chosen.numpy()
+        if after is not None:
+            state.remember(due, _map(lambda s: s.numpy(), after))
         state.complete(due & state.pending, step, rows, terminated=None, truncated=None)
         state.start(due, inputs, chosen, logp.numpy(), dist_inputs.numpy())
         actions[due] = chosen
@@ -302,7 +344,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         if waiting.any():
             started = {
                 key: _map(lambda column: column[waiting], state.columns[key])
-                for key in (Columns.OBS, GLOBAL_STATE)
+                for key in (Columns.OBS, GLOBAL_STATE, Columns.STATE_IN)
                 if key in state.columns
             }
             state.bootstrap(waiting, started, steps, rows)
@@ -513,6 +555,22 @@ class _Slots:
         """The discount its last world step's reward got (a zero-time step's rewards count
         with that step's, as hmarl.task_env counts them)."""
         self.columns: dict[str, Any] | None = None
+        self.memory: Any = None
+        """For a module with memory: each agent's state now (arrays (B, N, ...))."""
+
+    def forget(self, where: np.ndarray | None, initial: Any) -> None:
+        """The ``where`` envs' agents (every env's for None) start from ``initial``."""
+        if self.memory is None:
+            self.memory = _map(
+                lambda s: np.zeros(self.pending.shape + s.shape, dtype=s.dtype), initial
+            )
+        rows = slice(None) if where is None else where
+        for memory, state in zip(tree.flatten(self.memory), tree.flatten(initial), strict=True):
+            memory[rows] = state
+
+    def remember(self, due: np.ndarray, states: Any) -> None:
+        """The ``due`` agents' states after their decisions (rows in ``due`` order)."""
+        _assign(self.memory, due, states)
 
     def start(
         self,

@@ -29,7 +29,10 @@ modules               an ``RLModuleSpec`` per policy, or a function returning th
 ppo                   PPO settings per policy: ``lr``, ``gamma``, ``lambda_``,
                       ``entropy_coeff``, ``num_epochs``, ``minibatch_size``, ..., and
                       ``critic``: ``"central"`` for a value that reads the env's global
-                      state (default: the run's, for every policy; a local critic)
+                      state; ``memory``: ``"lstm"`` for an LSTM in RLlib's default module
+                      and ``max_seq_len`` for a module with memory (see
+                      :mod:`hmarl.sequences`) (default: the run's, for every policy; a
+                      local critic, no memory)
 schedule              :class:`Schedule`: hold a policy back until a metric reaches a
                       threshold (default: every policy trains from the start)
 baselines             named policies to compare with, each a factory taking a
@@ -78,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIONS",
     "DISCOUNTING",
+    "MEMORIES",
     "Metric",
     "Policy",
     "PolicyContext",
@@ -106,11 +110,21 @@ PPO_SETTINGS = frozenset(
         "vf_loss_coeff",
         "vf_clip_param",
         "critic",
+        "memory",
+        "max_seq_len",
     }
 )
 """The PPO settings a task may set per policy (``gamma`` and ``lambda_`` too: hmarl's
 advantages read them per policy, where RLlib's GAE takes the run's for all; ``critic``
-is hmarl's: "local" or "central", see :mod:`hmarl.global_state`)."""
+is hmarl's: "local" or "central", see :mod:`hmarl.global_state`; so are ``memory`` and
+``max_seq_len``, see :data:`MEMORIES`)."""
+
+HMARL_SETTINGS = frozenset({"critic", "memory", "max_seq_len"})
+"""The per-policy settings hmarl reads itself (the others are RLlib's PPO settings)."""
+
+MEMORIES = ("none", "lstm")
+"""A policy's memory on RLlib's default module: none (an MLP), or an LSTM after its MLP
+(``use_lstm``); a task's own module has memory when its ``get_initial_state`` is not empty."""
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -131,6 +145,10 @@ class Policy(Protocol):
     evaluation calls it with the env the policy acts in: the task's batched env, its
     env, or the list of its envs stepped together. The rows of each ``act`` batch are
     then the due agents, env by env in order, in agent order within an env.
+
+    A policy with memory sets ``remembers = True``: hmarl's evaluation then calls
+    ``act(policy_id, obs, agents=keys)``, a key per row naming the agent (the same key
+    for the same agent all episode), and ``bind`` before new episodes start.
     """
 
     def act(self, policy_id: str, obs: Any) -> np.ndarray: ...
@@ -248,6 +266,17 @@ class Task:
                 raise TaskError(
                     f"task {self.name}: the critic of {policy} must be one of "
                     f"{', '.join(CRITICS)}, got {settings['critic']!r}"
+                )
+            if settings.get("memory", "none") not in MEMORIES:
+                raise TaskError(
+                    f"task {self.name}: the memory of {policy} must be one of "
+                    f"{', '.join(MEMORIES)}, got {settings['memory']!r}"
+                )
+            length = settings.get("max_seq_len", 1)
+            if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+                raise TaskError(
+                    f"task {self.name}: the max_seq_len of {policy} must be a whole number "
+                    f"of at least 1, got {length!r}"
                 )
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):

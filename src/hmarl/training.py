@@ -32,7 +32,7 @@ from hmarl.checkpoints import read_marker
 from hmarl.evaluation import EVAL_SEED_BASE
 from hmarl.runs import RECORD_FILE, RunRecord, find_run
 from hmarl.settings import check_types
-from hmarl.task import Task, TaskError
+from hmarl.task import HMARL_SETTINGS, Task, TaskError
 
 RESULT_FILE = "result.json"
 """One JSON line per iteration, Tune's format, in every run folder (Tune or not)."""
@@ -108,6 +108,14 @@ class TrainConfig:
     """Every policy's value reads its observation ("local") or also the env's global
     state ("central", MAPPO-style); default: each policy's own (the task's ppo
     setting, else local)."""
+    memory: Literal["none", "lstm"] | None = None
+    """"lstm": every policy on RLlib's default module gets an LSTM after its MLP (memory
+    across its agent's decisions, see hmarl.sequences); "none": none gets one; default:
+    each policy's own (the task's ppo setting, else none)."""
+    max_seq_len: int | None = None
+    """The longest sequence of an agent's decisions the learner trains a module with memory
+    on (longer ones are cut, the state carried); default: each policy's own (the task's
+    ppo setting, else 20, RLlib's)."""
     schedule_threshold: float | None = None
     """Override the task's schedule threshold (0: no policy is held back)."""
     schedule_timeout: int | None = 2_000_000
@@ -125,7 +133,13 @@ class TrainConfig:
         check_types(self)
         for name in ("checkpoint_every", "train_batch_size", "minibatch_size", "num_epochs"):
             _require(getattr(self, name) >= 1, name, "must be at least 1", getattr(self, name))
-        for name in ("stop_iters", "stop_timesteps", "schedule_timeout", "num_envs_per_env_runner"):
+        for name in (
+            "stop_iters",
+            "stop_timesteps",
+            "schedule_timeout",
+            "num_envs_per_env_runner",
+            "max_seq_len",
+        ):
             value = getattr(self, name)
             _require(value is None or value >= 1, name, "must be at least 1", value)
         for name in ("num_env_runners", "keep_checkpoints"):
@@ -293,9 +307,10 @@ def check_env_of(p: Plan) -> None:
     """Pre-flight the plan's env, and fill in its policies' spaces and its state space.
 
     Also checks what the run asks of the env: a policy with a centralised critic needs
-    the env's global state.
+    the env's global state; and of the modules: an LSTM needs RLlib's default module.
     """
     p.policies, p.state_space = preflight(p.task, p.env_config)
+    check_memory(p)
     central = sorted(policy for policy in p.policies if critic_of(p, policy) == "central")
     if central and p.state_space is None:
         raise TaskError(
@@ -307,6 +322,21 @@ def check_env_of(p: Plan) -> None:
 def critic_of(p: Plan, policy: str) -> str:
     """A policy's critic: the run's --critic, else the task's ppo setting, else local."""
     return p.cfg.critic or p.task.ppo.get(policy, {}).get("critic", "local")
+
+
+DEFAULT_MAX_SEQ_LEN = 20
+"""RLlib's default ``max_seq_len`` (DefaultModelConfig, 2.60.0)."""
+
+
+def memory_of(p: Plan, policy: str) -> str:
+    """A policy's memory on RLlib's default module: the run's --memory, else the task's
+    ppo setting, else none."""
+    return p.cfg.memory or p.task.ppo.get(policy, {}).get("memory", "none")
+
+
+def max_seq_len_of(p: Plan, policy: str) -> int | None:
+    """A policy's max_seq_len: the run's, else the task's ppo setting (None: not given)."""
+    return p.cfg.max_seq_len or p.task.ppo.get(policy, {}).get("max_seq_len")
 
 
 def stop_of(cfg: TrainConfig) -> dict[str, Any]:
@@ -519,7 +549,9 @@ def build_config(p: Plan, budget_clock: float | None = None) -> Any:
             policies=list(p.policies),
             policy_mapping_fn=PolicyMapping(task),
             algorithm_config_overrides_per_module={
-                policy: PPOConfig.overrides(**{k: v for k, v in settings.items() if k != "critic"})
+                policy: PPOConfig.overrides(
+                    **{k: v for k, v in settings.items() if k not in HMARL_SETTINGS}
+                )
                 for policy, settings in task.ppo.items()
             },
         )
@@ -566,11 +598,14 @@ def module_specs(p: Plan) -> tuple[dict[str, Any], set[str]]:
 
     A policy gets the task's module unless ``--modules default``; otherwise RLlib's
     default MLPs, which need Dict and Tuple observations flattened (RLlib's own
-    ``FlattenObservations`` connector, for just those agents). A centralised critic
-    gets the state's space in its ``model_config`` (RLlib's default module becomes
-    :class:`~hmarl.central_critic.CentralCriticModule`), and a policy whose
-    observations carry an action mask gets its module wrapped in
+    ``FlattenObservations`` connector, for just those agents), with an LSTM after the
+    MLP (as wide as its last layer) where the policy's memory is ``lstm``. A
+    centralised critic gets the state's space in its ``model_config`` (RLlib's default
+    module becomes :class:`~hmarl.central_critic.CentralCriticModule`), and a policy
+    whose observations carry an action mask gets its module wrapped in
     :class:`~hmarl.masked_module.MaskedModule` (which flattens for RLlib's MLPs itself).
+    A given ``max_seq_len`` goes into the module's ``model_config``, where RLlib's
+    connectors read it (the wrapper's too).
     """
     from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
         DefaultPPOTorchRLModule,
@@ -583,6 +618,7 @@ def module_specs(p: Plan) -> tuple[dict[str, Any], set[str]]:
     from hmarl.flat_observations import is_flat
     from hmarl.global_state import STATE_SPACE_KEY
     from hmarl.masked_module import MaskedModule, qualname
+    from hmarl.sequences import MAX_SEQ_LEN
 
     cfg = p.cfg
     declared = p.task.module_specs() if cfg.modules == "task" else {}
@@ -591,8 +627,17 @@ def module_specs(p: Plan) -> tuple[dict[str, Any], set[str]]:
         central = critic_of(p, policy) == "central"
         mask = observation_key(obs_space)
         spec = declared.get(policy)
+        length = max_seq_len_of(p, policy)
         if spec is None:
-            config = DefaultModelConfig(fcnet_hiddens=cfg.hidden_sizes or [64, 64])
+            hidden = cfg.hidden_sizes or [64, 64]
+            config = DefaultModelConfig(fcnet_hiddens=hidden)
+            if memory_of(p, policy) == "lstm":
+                config = DefaultModelConfig(
+                    fcnet_hiddens=hidden,
+                    use_lstm=True,
+                    lstm_cell_size=hidden[-1],
+                    max_seq_len=length or DEFAULT_MAX_SEQ_LEN,
+                )
             spec = RLModuleSpec(model_config=config)
             if central:
                 spec = RLModuleSpec(
@@ -600,22 +645,56 @@ def module_specs(p: Plan) -> tuple[dict[str, Any], set[str]]:
                 )
             if mask is None and not is_flat(obs_space):
                 flat_policies.add(policy)
-        elif cfg.hidden_sizes is not None:
-            spec = dataclasses.replace(
-                spec, model_config={**(spec.model_config or {}), "hidden_sizes": cfg.hidden_sizes}
-            )
+        else:
+            own = _plain(spec.model_config)
+            if cfg.hidden_sizes is not None:
+                own["hidden_sizes"] = cfg.hidden_sizes
+            if length is not None:
+                own[MAX_SEQ_LEN] = length
+            if own != _plain(spec.model_config):
+                spec = dataclasses.replace(spec, model_config=own)
         if central:
-            config = {**(spec.model_config or {}), STATE_SPACE_KEY: p.state_space}
+            config = {**_plain(spec.model_config), STATE_SPACE_KEY: p.state_space}
             spec = dataclasses.replace(spec, model_config=config)
         if mask is not None:
-            inner = spec.model_config
-            inner = dataclasses.asdict(inner) if dataclasses.is_dataclass(inner) else inner
+            inner = _plain(spec.model_config)
             module = qualname(spec.module_class or DefaultPPOTorchRLModule)
-            spec = RLModuleSpec(
-                module_class=MaskedModule, model_config={"module": module, "model_config": inner}
-            )
+            outer = {"module": module, "model_config": inner}
+            # RLlib's connectors read max_seq_len off the outer module; RLlib's default
+            # config always holds one, meant only with use_lstm.
+            if MAX_SEQ_LEN in inner and inner.get("use_lstm") is not False:
+                outer[MAX_SEQ_LEN] = inner[MAX_SEQ_LEN]
+            spec = RLModuleSpec(module_class=MaskedModule, model_config=outer)
         specs[policy] = spec
     return specs, flat_policies
+
+
+def _plain(model_config: Any) -> dict[str, Any]:
+    """A module's model_config as a plain dict (RLlib's DefaultModelConfig is a dataclass)."""
+    if dataclasses.is_dataclass(model_config):
+        return dataclasses.asdict(model_config)
+    return dict(model_config or {})
+
+
+def check_memory(p: Plan) -> None:
+    """An LSTM is RLlib's default module's: a policy with the task's own module has none."""
+    declared = p.task.module_specs() if p.cfg.modules == "task" else {}
+    if p.cfg.memory == "lstm" and all(policy in declared for policy in p.policies):
+        raise TaskError(
+            f"--memory lstm gives RLlib's default modules an LSTM, but every policy of task "
+            f"{p.task.name} has the task's own module; add --modules default"
+        )
+    own = sorted(
+        policy
+        for policy in p.policies
+        if policy in declared and p.task.ppo.get(policy, {}).get("memory", "none") != "none"
+    )
+    if own and p.cfg.memory is None:
+        raise TaskError(
+            f"task {p.task.name}: {', '.join(own)} declares memory lstm and a module of its "
+            "own; an LSTM is for RLlib's default module (a module of its own has memory "
+            "when its get_initial_state is not empty)"
+        )
 
 
 def _flatten(agents: list[str], env: Any, spaces: Any, device: Any) -> Any:
