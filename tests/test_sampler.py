@@ -20,6 +20,7 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from hmarl.advantages import DISCOUNTS
 from hmarl.algorithm import HierarchicalPPO
 from hmarl.batched_env import agent_groups
+from hmarl.stock_runner import MemoryEpisode
 from hmarl.task import Task
 from hmarl.task_env import StampedEnv
 from hmarl.tasks.chicken_yard import TASK as YARD
@@ -49,8 +50,10 @@ class Recorder:
 
 
 def recorded_algo(
-    task: Task, tmp_path: Path, ppo: dict | None = None, **settings: Any
+    task: Task, tmp_path: Path, ppo: dict | None = None, ref: str | None = None, **settings: Any
 ) -> tuple[HierarchicalPPO, list[Recorder]]:
+    """An algorithm on the batched sampler whose batched envs record; ``ref`` finds the
+    task (default: its name)."""
     recorders: list[Recorder] = []
 
     def make_batched_env(config: dict, n: int) -> Recorder:
@@ -59,7 +62,7 @@ def recorded_algo(
 
     p = plan(
         TrainConfig(
-            task=task.name,
+            task=ref or task.name,
             out=tmp_path / "run",
             stop_iters=1,
             gamma=GAMMA,
@@ -75,18 +78,28 @@ def recorded_algo(
 
 
 def replay(
-    task: Task, events: list, env_config: dict, num_envs: int, windows: list[int]
+    task: Task,
+    events: list,
+    env_config: dict,
+    num_envs: int,
+    windows: list[int],
+    modules: Any = None,
 ) -> list[list]:
     """The recorded steps again, through the task's env and RLlib's episodes.
 
     Returns, per sample window, the episode chunks RLlib's env runner would have
     returned for it: finished episodes, then the running ones cut at the window's end.
+    With ``modules`` (policies' modules with memory) each action's ``STATE_OUT`` is the
+    module's, from its agent's last one (the initial state at the agent's first), and
+    episodes are cut as hmarl's StockEnvRunner cuts them.
     """
     groups = agent_groups(task.make_batched_env(env_config, 1))
     central = any(settings.get("critic") == "central" for settings in task.ppo.values())
     envs = [StampedEnv(task.make_env(env_config), task.name, central) for _ in range(num_envs)]
     episodes: list[MultiAgentEpisode | None] = [None] * num_envs
     last_obs: list[dict] = [{} for _ in range(num_envs)]
+    memory: list[dict] = [{} for _ in range(num_envs)]
+    """Each env's agents' last STATE_OUT."""
     chunks: list[list] = []
     done: list = []
     steps_left = list(windows)
@@ -95,7 +108,7 @@ def replay(
             rows = range(num_envs) if where is None else np.flatnonzero(where)
             for b, seed in zip(rows, payload, strict=True):
                 obs, infos = envs[b].reset(seed=seed)
-                episodes[b] = MultiAgentEpisode(
+                episodes[b] = (MultiAgentEpisode if modules is None else MemoryEpisode)(
                     observation_space={
                         a: envs[b].get_observation_space(a) for a in envs[b].possible_agents
                     },
@@ -104,6 +117,7 @@ def replay(
                 )
                 episodes[b].add_env_reset(observations=obs, infos=infos)
                 last_obs[b] = obs
+                memory[b] = {}
             continue
         for b, env in enumerate(envs):
             due = [
@@ -116,6 +130,11 @@ def replay(
             outputs = {
                 a: {Columns.ACTION_LOGP: 0.0, Columns.ACTION_DIST_INPUTS: np.zeros(10)} for a in due
             }
+            if modules is not None:
+                for a in due:
+                    outputs[a][Columns.STATE_OUT] = memory[b][a] = _next_state(
+                        modules[task.policy_of(a)], last_obs[b][a], memory[b].get(a)
+                    )
             obs, rewards, terminateds, truncateds, infos = env.step(actions)
             episodes[b].add_env_step(
                 obs,
@@ -143,6 +162,25 @@ def replay(
             done = []
             steps_left.pop(0)
     return chunks
+
+
+def _next_state(module: Any, obs: np.ndarray, state: Any) -> Any:
+    """A module with memory's state after one decision from ``state`` (None: the initial)."""
+    import torch
+    import tree
+
+    from hmarl.policies import forward
+
+    state = (
+        module.get_initial_state() if state is None else tree.map_structure(torch.from_numpy, state)
+    )
+    with torch.no_grad():
+        _, after = forward(
+            module,
+            torch.from_numpy(np.asarray(obs)[None]),
+            tree.map_structure(lambda leaf: leaf[None], state),
+        )
+    return tree.map_structure(lambda leaf: leaf[0].numpy(), after)
 
 
 HIGH_GAMMA, HIGH_LAMBDA = 0.9, 0.5
