@@ -61,7 +61,7 @@ from ray.rllib.utils.torch_utils import explained_variance
 from hmarl.advantages import SMDPAdvantageEstimation, add_advantages
 from hmarl.central_critic import AddGlobalState
 from hmarl.seeding import visit_agents_in_order
-from hmarl.sequences import is_stateful, max_seq_len
+from hmarl.sequences import max_seq_len
 
 CLIP_FRACTION = "clip_fraction"
 VF_EXPLAINED_VAR = "vf_explained_var"
@@ -108,10 +108,7 @@ class PerModuleMinibatches:
 def _rows(batch: SampleBatch, indices: np.ndarray) -> SampleBatch:
     """The rows (sequences, for a module with memory) at ``indices``."""
     index = torch.from_numpy(indices)
-    return SampleBatch(
-        tree.map_structure(lambda column: column[index], dict(batch)),
-        _zero_padded=Columns.SEQ_LENS in batch,
-    )
+    return SampleBatch(tree.map_structure(lambda column: column[index], dict(batch)))
 
 
 class HierarchicalPPOLearner(PPOTorchLearner):
@@ -133,7 +130,7 @@ class HierarchicalPPOLearner(PPOTorchLearner):
                 SMDPAdvantageEstimation(config=self.config, smdp=self.config.discounting == "smdp")
             )
         for module_id, module in self.module.items():
-            if is_stateful(module):
+            if module.is_stateful():
                 max_seq_len(module, module_id)  # a clear error now, not RLlib's later
         self.held: frozenset[str] = frozenset()
         """Modules whose policy the schedule holds back (their value function trains)."""

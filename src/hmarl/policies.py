@@ -72,8 +72,6 @@ class ModulePolicy:
         observation_spaces: Mapping[str, gym.Space],
         source: Any = None,
     ) -> None:
-        from hmarl.sequences import is_stateful
-
         self.modules = dict(modules)
         self.observation_spaces = dict(observation_spaces)
         self.source = source
@@ -81,7 +79,7 @@ class ModulePolicy:
         self.actions = "greedy"
         """"greedy" or "sampled" (see :data:`hmarl.task.ACTIONS`)."""
         self._seeds: np.random.Generator | None = None
-        self.stateful = frozenset(p for p, module in self.modules.items() if is_stateful(module))
+        self.stateful = frozenset(p for p, module in self.modules.items() if module.is_stateful())
         """The policies whose modules have memory."""
         self.remembers = bool(self.stateful)
         """Whether ``act`` needs ``agents`` (see the module docstring)."""

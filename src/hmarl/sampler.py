@@ -87,7 +87,7 @@ from hmarl.global_state import GLOBAL_STATE
 from hmarl.metrics import log_agent_episode, metric_windows
 from hmarl.policies import forward, to_torch
 from hmarl.seeding import draw_seeds, reseeded, runner_generator
-from hmarl.sequences import is_stateful, max_seq_len, to_sequences
+from hmarl.sequences import max_seq_len, to_sequences
 from hmarl.task_env import EnvFault
 
 Batch = dict[str, Any]
@@ -148,7 +148,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         self.sequence_lengths = {
             policy: max_seq_len(module, policy)
             for policy, module in self.module.items()
-            if is_stateful(module)
+            if module.is_stateful()
         }
         """Policy -> its max_seq_len, for each policy whose module has memory."""
         self.initial_states = {

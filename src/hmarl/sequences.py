@@ -36,11 +36,6 @@ MAX_SEQ_LEN = "max_seq_len"
 """The ``model_config`` key RLlib's connectors read a stateful module's chunk length from."""
 
 
-def is_stateful(module: Any) -> bool:
-    """Does the module carry a state from one decision to the next (RLlib's test)?"""
-    return bool(module.is_stateful())
-
-
 def max_seq_len(module: Any, policy: str) -> int:
     """A stateful module's chunk length, from its ``model_config`` (a clear error without it)."""
     value = (module.model_config or {}).get(MAX_SEQ_LEN)  # a dict in every built module

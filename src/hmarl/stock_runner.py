@@ -58,8 +58,8 @@ class StockEnvRunner(RecoversFromEnvFaults, MultiAgentEnvRunner):
         # and when one ends inside a sample) as a plain MultiAgentEpisode, and cuts the
         # running ones at the end of _sample with `eps.cut(...)`; MemoryEpisode only
         # changes how far that cut looks back. tests/test_memory.py::
-        # test_rllibs_sampler_carries_memory_across_sample_cuts fails if RLlib stops
-        # building episodes here or cutting them with `cut`.
+        # test_each_agent_carries_its_own_state[rllib] fails if RLlib stops building
+        # episodes here or cutting them with `cut`.
         super()._new_episode(env_index, episodes)
         if self._remembers:
             built = episodes if episodes is not None else self._ongoing_episodes
@@ -107,9 +107,13 @@ def decision_lookback(episode: MultiAgentEpisode) -> int:
     """The env steps a cut must look back for every running agent's last finished decision:
     to the observation it was taken from, the agent's second to last.
 
-    ``env_t_to_agent_t[agent].data`` (RLlib 2.60.0) holds, for each env step of the
-    chunk, lookback included, the agent's step index or ``SKIP_ENV_TS_TAG`` where it did
-    not observe; ``cut(n)`` keeps the observations of the last n + 1 env steps.
+    ``env_t_to_agent_t[agent].data`` (RLlib 2.60.0, a public attribute of a private
+    layout) holds, for each env step of the chunk, lookback included, the agent's step
+    index or ``SKIP_ENV_TS_TAG`` where it did not observe; ``cut(n)`` keeps the
+    observations of the last n + 1 env steps, and the agents' actions and model outputs
+    between them. tests/test_memory.py::
+    test_rllibs_cut_loses_a_sparse_deciders_memory_and_hmarls_keeps_it fails if that
+    changes.
     """
     needed = 0
     for agent, steps in episode.env_t_to_agent_t.items():
