@@ -56,7 +56,7 @@ def initial_states(module: Any, rows: int) -> Any:
     import tree
 
     return tree.map_structure(
-        lambda leaf: leaf.unsqueeze(0).repeat(rows, *([1] * leaf.dim())),
+        lambda leaf: torch.as_tensor(leaf)[None].repeat(rows, *([1] * np.ndim(leaf))),
         module.get_initial_state(),
     )
 

@@ -140,7 +140,7 @@ class ModulePolicy:
                 "a key per row naming the agent, so that each agent's state carries over"
             )
         known = self._memory[policy_id]
-        initial = self.modules[policy_id].get_initial_state()
+        initial = tree.map_structure(torch.as_tensor, self.modules[policy_id].get_initial_state())
         rows = [known.get(agent, initial) for agent in agents]
         return tree.map_structure(lambda *states: torch.stack(states), *rows)
 

@@ -77,6 +77,7 @@ from ray.rllib.utils.metrics import (
     NUM_MODULE_STEPS_SAMPLED_LIFETIME,
     WEIGHTS_SEQ_NO,
 )
+from ray.rllib.utils.numpy import convert_to_numpy
 
 from hmarl.advantages import DISCOUNTS
 from hmarl.batched_env import BatchedEnv, select, world_time
@@ -152,9 +153,7 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
         }
         """Policy -> its max_seq_len, for each policy whose module has memory."""
         self.initial_states = {
-            policy: _map(
-                lambda s: s.detach().cpu().numpy(), self.module[policy].get_initial_state()
-            )
+            policy: convert_to_numpy(self.module[policy].get_initial_state())
             for policy in self.sequence_lengths
         }
         """Policy -> its module's initial state (numpy), where each agent's memory starts."""
