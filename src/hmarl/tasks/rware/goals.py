@@ -34,7 +34,7 @@ observation and its goal, nothing else.
 - **Longest option**: twice the grid's height and width.
 - **The low level's pay**: the flat reward (a delivery's), plus :data:`BONUS` on
   reaching (not for waiting), plus :data:`SHAPING` per cell of Manhattan distance
-  closed to its goal (potential-based).
+  closed to its goal (potential-based; none to wait).
 """
 
 from __future__ import annotations
@@ -151,8 +151,9 @@ def goals_for(config: WarehouseConfig) -> Goals:
         return reward + BONUS * (reached & (goal[:, WAIT] == 0))
 
     def closeness(obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        """Minus the cells between the robot and its goal, times :data:`SHAPING`."""
-        return -SHAPING * np.abs(robot(obs)[0] - goal[:, :2]).sum(-1)
+        """Minus the cells between the robot and its goal, times :data:`SHAPING` (0 to wait)."""
+        cells = np.abs(robot(obs)[0] - goal[:, :2]).sum(-1)
+        return np.where(goal[:, WAIT] > 0, 0.0, -SHAPING * cells)
 
     return Goals(
         count=count,
