@@ -138,23 +138,30 @@ def test_the_tasks_declare_one_shared_policy_and_the_return_metric() -> None:
     for name in ("lbf", "rware"):
         task = registry.load_task(name)
         assert task.policy_of("agent_3") == "shared_policy"
+        assert task.policy_of("agent_3_high") == "shared_policy_high"  # hierarchy = "goals"
+        assert task.policy_of("agent_3_low") == "shared_policy_low"
         assert [m.name for m in task.metrics] == ["return"]
         with pytest.raises(TaskError, match="has no setting"):
             task.env_config({"num_robots": 2})
         with pytest.raises(TaskError, match="not a registered"):
             task.env_config({"env_id": "nonsense-v0"})
+        with pytest.raises(TaskError, match="hierarchy must be one of flat, goals, got 'tree'"):
+            task.env_config({"hierarchy": "tree"})
 
 
+@pytest.mark.parametrize("hierarchy", ["flat", "goals"])
 @pytest.mark.parametrize(("task", "env_id", "limit"), TASKS, ids=[t[0] for t in TASKS])
-def test_a_gif_of_the_baseline_without_a_display(task, env_id, limit, tmp_path) -> None:
+def test_a_gif_of_the_baseline_without_a_display(task, env_id, limit, hierarchy, tmp_path) -> None:
     """`hmarl watch` without a screen: frames drawn by the task's own renderer (the
-    packages' need pyglet and a display), of the task's hand-written baseline."""
+    packages' need pyglet and a display), of the task's hand-written baseline, flat or
+    split at the goal."""
     import imageio.v3 as iio
 
     from hmarl.evaluation import baseline_policies
     from hmarl.recording import record
 
     task, config = make(task, env_id)
+    config["hierarchy"] = hierarchy
     name = next(iter(task.baselines))
     policy = baseline_policies(task, config, seed=0)[name]
     written = record(task, config, policy, [0], tmp_path / "episode.gif", max_frames=4)
