@@ -54,6 +54,10 @@ TASK = with_hierarchy(
     FLAT,
     goals,
     description="Level-Based Foraging (lbforaging 2.0.0), flat or with goals (--hierarchy)",
+    # As EPyMARL scores IPPO and MAPPO (its "soft_policies" sample when testing too), and
+    # because a greedy policy can lock into a loop: agents that contest a cell both stay,
+    # the state repeats, and so do their most likely actions, to the time limit.
+    evaluation_actions="sampled",
     baselines={"together": together},
     metrics=(
         return_metric("the package's episode return summed over agents (share of food loaded)"),
