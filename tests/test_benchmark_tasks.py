@@ -138,23 +138,30 @@ def test_the_tasks_declare_one_shared_policy_and_the_return_metric() -> None:
     for name in ("lbf", "rware"):
         task = registry.load_task(name)
         assert task.policy_of("agent_3") == "shared_policy"
+        assert task.policy_of("agent_3_high") == "shared_policy_high"  # hierarchy = "goals"
+        assert task.policy_of("agent_3_low") == "shared_policy_low"
         assert [m.name for m in task.metrics] == ["return"]
         with pytest.raises(TaskError, match="has no setting"):
             task.env_config({"num_robots": 2})
         with pytest.raises(TaskError, match="not a registered"):
             task.env_config({"env_id": "nonsense-v0"})
+        with pytest.raises(TaskError, match="hierarchy must be one of flat, goals, got 'tree'"):
+            task.env_config({"hierarchy": "tree"})
 
 
+@pytest.mark.parametrize("hierarchy", ["flat", "goals"])
 @pytest.mark.parametrize(("task", "env_id", "limit"), TASKS, ids=[t[0] for t in TASKS])
-def test_a_gif_of_the_baseline_without_a_display(task, env_id, limit, tmp_path) -> None:
+def test_a_gif_of_the_baseline_without_a_display(task, env_id, limit, hierarchy, tmp_path) -> None:
     """`hmarl watch` without a screen: frames drawn by the task's own renderer (the
-    packages' need pyglet and a display), of the task's hand-written baseline."""
+    packages' need pyglet and a display), of the task's hand-written baseline, flat or
+    split at the goal."""
     import imageio.v3 as iio
 
     from hmarl.evaluation import baseline_policies
     from hmarl.recording import record
 
     task, config = make(task, env_id)
+    config["hierarchy"] = hierarchy
     name = next(iter(task.baselines))
     policy = baseline_policies(task, config, seed=0)[name]
     written = record(task, config, policy, [0], tmp_path / "episode.gif", max_frames=4)
@@ -183,3 +190,34 @@ def test_the_batched_env_refuses_bad_actions_and_ignores_those_of_ended_envs(
     after = batched.step({"agents": np.full((2, 2), n + 7)})  # read by no one
     assert not after.over.any() and not after.rewards["agents"].any()
     assert np.array_equal(batched.observations("agents"), before)
+
+
+@pytest.mark.parametrize(("task", "env_id", "limit"), TASKS, ids=[t[0] for t in TASKS])
+def test_the_batched_env_moves_only_the_envs_where_told(task, env_id, limit) -> None:
+    """``step(actions, where=...)``: the envs left out stand still (observations, state,
+    clock), get nothing and do not end; the others step as if alone."""
+    task, config = make(task, env_id)
+    paused, alone = task.make_batched_env(config, 4), task.make_batched_env(config, 4)
+    paused.reset([0, 1, 2, 3])
+    alone.reset([0, 1, 2, 3])
+    where = np.array([True, False, True, False])
+    rng = np.random.default_rng(0)
+    n = paused.action_spaces["agents"].n
+    for t in range(limit):
+        actions = {"agents": rng.integers(n, size=(4, 2))}
+        obs, state = paused.observations("agents").copy(), paused.states().copy()
+        step = paused.step(actions, where=where)
+        reference = alone.step(actions)
+        assert np.array_equal(paused.observations("agents")[~where], obs[~where]), t
+        assert np.array_equal(paused.states()[~where], state[~where]), t
+        assert not step.rewards["agents"][~where].any() and not step.over[~where].any()
+        assert not (step.terminated["agents"] | step.truncated["agents"])[~where].any()
+        for got, want in (
+            (paused.observations("agents"), alone.observations("agents")),
+            (paused.states(), alone.states()),
+            (step.rewards["agents"], reference.rewards["agents"]),
+            (step.over, reference.over),
+        ):
+            assert np.array_equal(got[where], want[where]), t
+    assert step.over[where].all() and not paused.over[~where].any()
+    assert (paused.steps == np.where(where, limit, 0)).all()

@@ -192,3 +192,46 @@ def test_a_refused_step_names_the_agent_and_changes_nothing() -> None:
         twin.step({"a0_low": RIGHT, "a1_low": LEFT}),
         "",
     )
+
+
+def test_goals_that_read_the_global_state_see_what_the_observation_holds() -> None:
+    """The line's state holds its items as its observations do: goals read from the state
+    (``reads_state``) make the very env that goals read from the observations make, single
+    and batched; a flat env without a state is refused."""
+    from hmarl.conformance import play
+    from hmarl.task import TaskError
+
+    agents = len(FLAT.make_env({}).possible_agents)
+
+    def items(state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return state[:, agents : agents + 3], state[:, agents + 3 :]
+
+    def candidates(obs: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cells, present = items(state)
+        return np.stack([cells, present], axis=-1), present > 0
+
+    def invalid(obs: np.ndarray, goal: np.ndarray, reward: np.ndarray, state: np.ndarray):
+        cells, present = items(state)
+        return ~(np.isclose(cells, goal[:, :1]) & (present > 0)).any(axis=1)
+
+    def reached(obs: np.ndarray, goal: np.ndarray, reward: np.ndarray, state: np.ndarray):
+        return GOALS.reached(obs, goal, reward)
+
+    by_state = dataclasses.replace(
+        GOALS, candidates=candidates, invalid=invalid, reached=reached, reads_state=True
+    )
+    task = hierarchical(FLAT, by_state)
+    runs = [play(make_task_env(t, {}), 3, 20, 10_000) for t in (TASK, task)]
+    for a, b in zip(*runs, strict=True):
+        for name in ("obs", "rewards", "terminateds", "truncateds", "infos"):
+            assert_same(getattr(a, name), getattr(b, name), f"{a.where}: {name}")
+    assert check_batched_env(task, {}, list(range(32))) > 0
+
+    def stateless(config: dict) -> Any:
+        env = FLAT.make_env(config)
+        env.state_space = None
+        return env
+
+    bare = dataclasses.replace(FLAT, make_env=stateless)
+    with pytest.raises(TaskError, match="reads_state: the flat env declares no global state"):
+        make_task_env(hierarchical(bare, by_state), {})

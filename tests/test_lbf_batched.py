@@ -21,6 +21,7 @@ from hmarl.tasks.lbf import TASK
 from hmarl.tasks.lbf.baselines import TogetherPolicy
 from hmarl.tasks.lbf.batched import BatchedForaging
 from hmarl.tasks.lbf.config import LBFConfig
+from hmarl.tasks.lbf.state import package_state
 
 # The package's settings no registered id uses: a penalty for failed loads, rewards
 # not normalised, other players' levels not observed.
@@ -58,6 +59,7 @@ def assert_same_state(batched: BatchedForaging, row: int, env, where: str) -> No
     assert np.array_equal(batched.levels[row], [p.level for p in env.players]), f"{where}: levels"
     assert np.array_equal(field_of(batched, row), env.field), f"{where}: food"
     assert batched.steps[row] == env.current_step, f"{where}: clock"
+    assert np.array_equal(batched.states()[row], package_state(env)), f"{where}: global state"
 
 
 # (env id, envs, steps, what the run must see): the issue's LBF suite, a variant the

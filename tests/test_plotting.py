@@ -36,9 +36,7 @@ def result(iteration: int, value: float = NAN, schedule_open: float = 0.0) -> di
             "num_episodes": "7",  # RLlib writes some numbers as strings
             "hmarl": {
                 "return": dict.fromkeys(POLICIES, value),
-                "mean_compatibility": value,
-                "success_rate": value,
-                "mean_steps": value,
+                "metric": {"mean_compatibility": value, "success_rate": value, "mean_steps": value},
             },
         },
         "learners": {
@@ -253,7 +251,7 @@ def test_trial_series(tmp_path: Path) -> None:
     assert trial.name == tmp_path.name  # a direct run's trial id says nothing
     assert list(trial.steps) == [1000, 2000, 3000]
     assert list(trial.seconds) == [2, 4, 6]
-    success = trial.curve("env_runners/hmarl/success_rate")
+    success = trial.curve("env_runners/hmarl/metric/success_rate")
     assert math.isnan(success[0]) and list(success[1:]) == [0.5, 0.6]
     assert trial.schedule_start == 3000  # opened at the end of the third iteration
 

@@ -20,8 +20,7 @@ def result(iteration: int, high: float, success: float, **hmarl: object) -> dict
         "env_runners": {
             "hmarl": {
                 "return": {HIGH: high, LOW: 0.5},
-                "success_rate": success,
-                "mean_compatibility": 0.7,
+                "metric": {"success_rate": success, "mean_compatibility": 0.7},
                 "count": {"success_rate": 10.0},
             }
         },

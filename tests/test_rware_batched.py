@@ -31,6 +31,7 @@ from hmarl.tasks.rware.batched import (
     resolve_with_networkx,
 )
 from hmarl.tasks.rware.config import WarehouseConfig
+from hmarl.tasks.rware.state import package_state
 
 UP, DOWN, LEFT, RIGHT = (d.value for d in Direction)
 
@@ -75,6 +76,7 @@ def assert_same_state(batched: BatchedWarehouse, row: int, env, where: str) -> N
     assert batched.generators[row].bit_generator.state == env.np_random.bit_generator.state, (
         f"{where}: generator"
     )
+    assert np.array_equal(batched.states()[row], package_state(env)), f"{where}: global state"
 
 
 # (env id, envs, steps, deliveries at least): the RWARE suite, a longer

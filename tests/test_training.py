@@ -171,7 +171,7 @@ def test_the_schedule_opens_on_real_success_and_stays_open(local_ray, tmp_path) 
         opened_at = None
         for iteration in range(1, 8):
             result = algo.train()
-            success = result["env_runners"]["hmarl"]["success_rate"]
+            success = result["env_runners"]["hmarl"]["metric"]["success_rate"]
             count = result["env_runners"]["hmarl"]["count"]["success_rate"]
             if result["hmarl"]["schedule_open"] and opened_at is None:
                 opened_at = iteration

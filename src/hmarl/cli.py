@@ -352,6 +352,13 @@ def _print_skipped(loaded: Any, out: Any) -> None:
 
 def _acting(trained: Any, actions: str | None, seed: int) -> str:
     """Make the trained policy act as asked (default: as its task says); return how."""
+    import torch
+
+    # One torch thread, as training has (HierarchicalPPOConfig.torch_threads): the policy
+    # acts on small batches, where a second thread costs more than it saves, and on a busy
+    # machine far more (`hmarl evaluate` of a hierarchical rware-tiny-2ag run, 20 episodes,
+    # at a load of 5 on 2 cores: 77 s with torch's default of two threads, 15 s with one).
+    torch.set_num_threads(1)
     how = actions or trained.task.evaluation_actions
     if how == "sampled":
         trained.policy = trained.policy.sampling(seed)

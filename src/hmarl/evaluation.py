@@ -100,10 +100,11 @@ def summarize(task: Task, tallies: Mapping[str, Tally]) -> Result:
     }
     metrics = {}
     for metric in task.metrics:
-        tally = tallies.get(metric.policy)
-        values = tally.column(metric.key) if tally else np.zeros(0)
-        if metric.where is not None and tally:
-            values = values[np.nan_to_num(tally.column(metric.where)) != 0]
+        read = [tallies[p] for p in metric.policies if p in tallies]
+        values = np.concatenate([np.zeros(0)] + [t.column(metric.key) for t in read])
+        if metric.where is not None:
+            wheres = np.concatenate([np.zeros(0)] + [t.column(metric.where) for t in read])
+            values = values[np.nan_to_num(wheres) != 0]
         values = values[np.isfinite(values)]
         metrics[metric.name] = float(values.mean()) if len(values) else math.nan
     return Result(returns, metrics, {p: t.count for p, t in tallies.items()})
@@ -113,7 +114,8 @@ def metric_keys(task: Task) -> dict[str, frozenset[str]]:
     """The info keys each policy's metrics read."""
     keys: dict[str, set[str]] = defaultdict(set)
     for metric in task.metrics:
-        keys[metric.policy] |= {metric.key, *([metric.where] if metric.where else [])}
+        for policy in metric.policies:
+            keys[policy] |= {metric.key, *([metric.where] if metric.where else [])}
     return {policy: frozenset(k) for policy, k in keys.items()}
 
 

@@ -22,6 +22,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from hmarl.action_masks import MASK_KEY, observation_key
 from hmarl.batched_env import select
 from hmarl.goals import HIGH, LOW, Goals, flat_id, high_id, low_id
+from hmarl.task import TaskError
 from hmarl.task_env import COMMON, ELAPSED
 
 AgentDict = dict[str, Any]
@@ -32,6 +33,13 @@ def _stack(rows: list[Any]) -> Any:
     if isinstance(rows[0], Mapping):
         return {key: _stack([row[key] for row in rows]) for key in rows[0]}
     return np.stack([np.asarray(row) for row in rows])
+
+
+def _env_rows(states: Any, envs: np.ndarray) -> Any:
+    """Rows ``envs`` of a batched env's states (a dict of arrays for a Dict space)."""
+    if isinstance(states, Mapping):
+        return {key: _env_rows(value, envs) for key, value in states.items()}
+    return np.asarray(states)[envs]
 
 
 def _inner(obs: Any, key: str | None) -> Any:
@@ -60,6 +68,8 @@ class GoalEnv(MultiAgentEnv):
         self.metadata = getattr(flat, "metadata", {})
         if getattr(flat, "state_space", None) is not None:
             self.state_space = flat.state_space
+        elif goals.reads_state:
+            raise TaskError("Goals.reads_state: the flat env declares no global state")
         self.agents: list[str] = []
         self.due: set[str] = set()
 
@@ -151,9 +161,8 @@ class GoalEnv(MultiAgentEnv):
         for a in acting:
             self.steps[a] += 1
         after = _stack([self.obs[a] for a in acting])
-        reached, over = self.goals.done(
-            after, goal, flat_rewards, np.array([self.steps[a] for a in acting])
-        )
+        steps = np.array([self.steps[a] for a in acting])
+        reached, over = self.goals.done(after, goal, flat_rewards, steps, self._states(acting))
         low = self.goals.low_rewards(flat_rewards, reached, before, after, goal)
         out_rewards = {high_id(a): float(rewards[a]) for a in self.live if a in rewards}
         out_rewards |= {low_id(a): float(low[i]) for i, a in enumerate(acting)}
@@ -198,7 +207,7 @@ class GoalEnv(MultiAgentEnv):
             return {}
         inner = [_inner(self.obs[a], self._mask_key[a]) for a in agents]
         features, available = self.goals.choices(
-            _stack(inner), np.array([a in deciding for a in agents])
+            _stack(inner), np.array([a in deciding for a in agents]), self._states(agents)
         )
         out = {}
         for i, agent in enumerate(agents):
@@ -209,6 +218,10 @@ class GoalEnv(MultiAgentEnv):
                 MASK_KEY: available[i],
             }
         return out
+
+    def _states(self, agents: Sequence[str]) -> Any:
+        """The env's global state now, a row per agent, if the goal functions read it."""
+        return _stack([self.flat.state()] * len(agents)) if self.goals.reads_state else None
 
     def _low_obs(self, agent: str) -> dict[str, Any]:
         flat = self.obs[agent]
@@ -258,6 +271,8 @@ class BatchedGoalEnv:
             self.action_spaces[group + LOW] = flat.action_spaces[group]
         if getattr(flat, "state_space", None) is not None:
             self.state_space = flat.state_space
+        elif goals.reads_state:
+            raise TaskError("Goals.reads_state: the batched flat env declares no global state")
         shape = {g: (self.num_envs, len(a)) for g, a in flat.groups.items()}
         self.phase = {g: np.full(s, ENDED) for g, s in shape.items()}
         self.steps = {g: np.zeros(s, np.int64) for g, s in shape.items()}
@@ -284,9 +299,17 @@ class BatchedGoalEnv:
         if not rows.any():
             return
         obs = select(_inner(self.flat.observations(group), self._mask_key[group]), rows)
-        features, available = self.goals.choices(obs, self.phase[group][rows] == DECIDING)
+        features, available = self.goals.choices(
+            obs, self.phase[group][rows] == DECIDING, self._states(rows)
+        )
         self.features[group][rows] = features
         self.available[group][rows] = available
+
+    def _states(self, rows: np.ndarray) -> Any:
+        """The global state of each ``rows`` (B, N) agent's env, if the goal functions read it."""
+        if not self.goals.reads_state:
+            return None
+        return _env_rows(self.flat.states(), np.nonzero(rows)[0])
 
     def _flat_group(self, group: str) -> str:
         return group.removesuffix(HIGH) if group.endswith(HIGH) else group.removesuffix(LOW)
@@ -365,7 +388,9 @@ class BatchedGoalEnv:
             obs = _inner(self.flat.observations(group), self._mask_key[group])
             after = select(obs, acting)
             goal = self.goal[group][acting]
-            reached, over = self.goals.done(after, goal, reward[acting], self.steps[group][acting])
+            reached, over = self.goals.done(
+                after, goal, reward[acting], self.steps[group][acting], self._states(acting)
+            )
             before = after if self.goals.shaping is None else self._before[group]
             low[acting] = self.goals.low_rewards(reward[acting], reached, before, after, goal)
             finished = np.zeros_like(acting)

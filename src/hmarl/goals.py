@@ -4,8 +4,9 @@ A flat env moves every agent every step. :func:`hierarchical` gives each flat ag
 levels, ``<agent>_high`` and ``<agent>_low``, from a short declaration (:class:`Goals`):
 
 - **the goals** a high level may choose at a decision: at most ``count`` candidates,
-  each ``size`` features, read from the agent's flat observation, with an availability
-  mask (unavailable goals are masked: :mod:`hmarl.action_masks`);
+  each ``size`` features, read from the agent's flat observation (and, with
+  ``reads_state``, from the env's global state: a centralised manager), with an
+  availability mask (unavailable goals are masked: :mod:`hmarl.action_masks`);
 - **when a goal is done**: ``reached``, optionally ``invalid`` (it disappeared, another
   agent took it), and ``max_steps``, the longest an option may last;
 - **the low level's reward**: the flat reward, a ``bonus`` on reaching, and optional
@@ -38,7 +39,12 @@ observation carries one (the low level acts in the flat action space).
 
 **Goal functions** take a batch of flat observations (a leading axis of n agents; a
 dict of arrays for a Dict space), so one declaration serves the env and its batched
-twin (:class:`hmarl.goal_env.BatchedGoalEnv`, over a task's batched flat env).
+twin (:class:`hmarl.goal_env.BatchedGoalEnv`, over a task's batched flat env). With
+``reads_state``, ``candidates``, ``reached`` and ``invalid`` also take ``state``: the
+env's global state (:mod:`hmarl.global_state`) now, one row per agent, for goals an
+agent cannot see (where the requested shelves of a warehouse are). The high level
+then sees them as its candidates' features: it is a centralised manager, while the
+low level sees its flat observation and its goal.
 
 This module imports neither Ray nor torch: a task module declares its goals with it and
 stays light; the envs live in :mod:`hmarl.goal_env`.
@@ -88,6 +94,10 @@ class Goals:
     low_reward: Callable[[np.ndarray, np.ndarray, Obs, np.ndarray], np.ndarray] | None = None
     """``low_reward(reward, reached, obs, goal) -> (n,)`` in place of flat reward + bonus
     (shaping still adds)."""
+    reads_state: bool = False
+    """``candidates``, ``reached`` and ``invalid`` also take ``state=``: the env's global
+    state now, one row per agent (a leading axis of n; a dict of arrays for a Dict
+    space). The flat env must declare one (``state_space`` and ``state()``)."""
 
     def __post_init__(self) -> None:
         for name in ("count", "size", "max_steps"):
@@ -117,11 +127,13 @@ class Goals:
 
     # -- the goal functions on batches, checked ------------------------------------------
 
-    def choices(self, obs: Obs, deciding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def choices(
+        self, obs: Obs, deciding: np.ndarray, state: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(features (n, count, size) float32, available (n, count) int8) for n flat
-        observations, checked: each of the ``deciding`` (n,) rows has a goal available
-        (a final observation need not)."""
-        features, available = self.candidates(obs)
+        observations (and their envs' states, with ``reads_state``), checked: each of the
+        ``deciding`` (n,) rows has a goal available (a final observation need not)."""
+        features, available = self.candidates(obs, **self._state(state))
         features = np.asarray(features, dtype=np.float32)
         available = np.asarray(available).astype(bool)
         n = len(deciding)
@@ -139,14 +151,21 @@ class Goals:
         return features, available.astype(np.int8)
 
     def done(
-        self, obs: Obs, goal: np.ndarray, reward: np.ndarray, steps: np.ndarray
+        self, obs: Obs, goal: np.ndarray, reward: np.ndarray, steps: np.ndarray, state: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(reached, over) for n agents inside options: over when reached, invalid or long."""
-        reached = np.asarray(self.reached(obs, goal, reward), dtype=bool).reshape(len(goal))
+        extra = self._state(state)
+        reached = np.asarray(self.reached(obs, goal, reward, **extra), dtype=bool)
+        reached = reached.reshape(len(goal))
         over = reached | (steps >= self.max_steps)
         if self.invalid is not None:
-            over |= np.asarray(self.invalid(obs, goal, reward), dtype=bool).reshape(len(goal))
+            invalid = np.asarray(self.invalid(obs, goal, reward, **extra), dtype=bool)
+            over |= invalid.reshape(len(goal))
         return reached, over
+
+    def _state(self, state: Any) -> dict[str, Any]:
+        """The goal functions' ``state`` argument: given only when they read it."""
+        return {"state": state} if self.reads_state else {}
 
     def low_rewards(
         self, reward: np.ndarray, reached: np.ndarray, before: Obs, after: Obs, goal: np.ndarray

@@ -4,7 +4,8 @@ RLlib reports each policy's return summed over all of its agents in an episode,
 which grows with the number of agents. hmarl logs, for every agent that finished
 an episode, its own return under ``env_runners/hmarl/return/<policy>``, and the
 task's :class:`~hmarl.task.Metric` values from its last info under
-``env_runners/hmarl/<metric>``, each averaged over the last ``WINDOW`` values; the
+``env_runners/hmarl/metric/<metric>`` (a namespace of their own: a task's metric may be
+called ``return``), each averaged over the last ``WINDOW`` values; the
 schedule's metric over the last ``Schedule.window`` values, which its decision reads
 (:func:`metric_windows`). The schedule also reads ``env_runners/hmarl/count/<metric>``,
 how many values a metric has had since training began.
@@ -30,7 +31,7 @@ def return_key(policy: str) -> tuple[str, ...]:
 
 
 def metric_key(name: str) -> tuple[str, ...]:
-    return ("hmarl", name)
+    return ("hmarl", "metric", name)
 
 
 def count_key(name: str) -> tuple[str, ...]:
@@ -55,7 +56,7 @@ def log_agent_episode(
     (each over its window from :func:`metric_windows`, ``WINDOW`` by default)."""
     logger.log_value(return_key(policy), float(episode_return), window=WINDOW)
     for metric in metrics:
-        if metric.policy != policy:
+        if policy not in metric.policies:
             continue
         value = info.get(metric.key)
         if value is None or (metric.where is not None and not info.get(metric.where)):

@@ -75,7 +75,8 @@ def panels(task: Task | None, policies: list[str]) -> list[Panel]:
     ]
     made.append(Panel("mean episode length (env steps)", {"": "env_runners/episode_len_mean"}))
     for metric in task.metrics if task else ():
-        title = f"{short(metric.policy)}: {label(metric.name)}"
+        policy = next((p for p in metric.policies if p in policies), metric.policies[0])
+        title = f"{short(policy)}: {label(metric.name)}"
         made.append(
             Panel(
                 title,

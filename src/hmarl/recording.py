@@ -89,8 +89,8 @@ class FrameKeeper:
                 self.kept.pop()
             self.kept.append((step, frame))
             return
-        if not self.wanted(step):
-            return
+        if not self.wanted(step) or (self.kept and self.kept[-1][0] == step):
+            return  # (a decision that took no world time leaves the picture as it was)
         self.kept.append((step, frame))
         # One place stays free for the last frame.
         while self.limit is not None and len(self.kept) >= self.limit:

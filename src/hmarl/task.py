@@ -178,10 +178,17 @@ class Metric:
     """
 
     name: str
-    policy: str
+    policy: str | tuple[str, ...]
+    """The policy whose agents it reads; or several, of which a run has some (a task
+    whose settings choose its policies, flat or hierarchical, names each choice's)."""
     key: str
     where: str | None = None
     description: str = ""
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        """The policies whose agents it reads."""
+        return (self.policy,) if isinstance(self.policy, str) else tuple(self.policy)
 
 
 @dataclass(frozen=True)

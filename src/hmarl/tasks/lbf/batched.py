@@ -18,6 +18,7 @@ import numpy as np
 from lbforaging.foraging.environment import ForagingEnv
 
 from hmarl.tasks.lbf.config import LBFConfig
+from hmarl.tasks.lbf.state import state_space
 from hmarl.tasks.packaged.batched import PackageBatchedEnv
 from hmarl.tasks.packaged.package import make_package_env
 
@@ -57,6 +58,8 @@ class BatchedForaging(PackageBatchedEnv):
         self._level_width = 3 if package._observe_agent_levels else 2
         self._whole_field = self.sight >= max(package.field_size) - 1
         self._rows = np.arange(b)[:, None]
+        self.state_space = state_space(package)
+        """The global state's space (:mod:`hmarl.tasks.lbf.state`)."""
 
     # -- resets -------------------------------------------------------------------------
 
@@ -198,18 +201,25 @@ class BatchedForaging(PackageBatchedEnv):
             players[..., 2] = np.where(visible, level, 0)
         return np.concatenate([foods.reshape(b, n, -1), players.reshape(b, n, -1)], axis=-1)
 
-    def _observe_whole_field(self) -> np.ndarray:
-        """:meth:`observe` when every view is the whole field: absolute positions, every
-        food and player seen, the same food slots for every player."""
-        (b, n), f = self.levels.shape, self.food_levels.shape[1]
+    def _food_slots(self) -> np.ndarray:
+        """(B, F, 3) the food on the field (row, col, level) in row-major order of its cell,
+        then unused slots (-1, -1, 0): what a player that sees the whole field lists."""
+        f = self.food_levels.shape[1]
         alive = self.food_levels > 0
-        foods = np.empty((b, f, 3), dtype=np.float32)
+        foods = np.empty((self.num_envs, f, 3), dtype=np.float32)
         foods[..., :2] = np.where(alive[..., None], self.food_positions, -1)
         foods[..., 2] = self.food_levels
         if f > 1:
             cells = self.food_positions[..., 0] * self.shape[1] + self.food_positions[..., 1]
             order = np.argsort(np.where(alive, cells, self.shape.prod()), axis=1, kind="stable")
             foods = foods[self._rows, order]
+        return foods
+
+    def _observe_whole_field(self) -> np.ndarray:
+        """:meth:`observe` when every view is the whole field: absolute positions, every
+        food and player seen, the same food slots for every player."""
+        (b, n), f = self.levels.shape, self.food_levels.shape[1]
+        foods = self._food_slots()
         players = np.empty((b, n, self._level_width), dtype=np.float32)
         players[..., :2] = self.positions
         if self._level_width == 3:
@@ -218,6 +228,14 @@ class BatchedForaging(PackageBatchedEnv):
         out[..., : 3 * f] = foods.reshape(b, 1, 3 * f)
         out[..., 3 * f :] = players[:, self._self_first].reshape(b, n, -1)
         return out
+
+    # -- the global state ---------------------------------------------------------------
+
+    def states(self) -> np.ndarray:
+        """(B, 3F + 3N) every env's global state (:mod:`hmarl.tasks.lbf.state`)."""
+        players = np.concatenate([self.positions, self.levels[..., None]], axis=-1)
+        parts = [self._food_slots().reshape(self.num_envs, -1), players.reshape(self.num_envs, -1)]
+        return np.concatenate(parts, axis=-1, dtype=np.float32)
 
 
 def check_supported(env: ForagingEnv, env_id: str) -> None:

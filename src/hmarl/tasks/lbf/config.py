@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from hmarl.tasks.chicken_yard.simulation import EnvConfig
+from hmarl.tasks.packaged.variants import Hierarchy, check_hierarchy
 
 DEFAULT_ENV_ID = "Foraging-8x8-2p-2f-coop-v3"
 
@@ -28,9 +29,13 @@ class LBFConfig(EnvConfig):
 
     env_id: str = DEFAULT_ENV_ID
     """A registered LBF env id (lbforaging's own, or of its form, e.g. Foraging-15x15-4p-5f-v3)."""
+    hierarchy: Hierarchy = "flat"
+    """"flat": every agent acts every step (the package's env as it is); "goals": a high
+    level per agent chooses goals, a low level reaches them (see hmarl.tasks.packaged.variants)."""
 
     def __post_init__(self) -> None:
         register_variant(self.env_id)
+        check_hierarchy(self.hierarchy)
 
 
 def register_variant(env_id: str) -> None:

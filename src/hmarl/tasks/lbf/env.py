@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from lbforaging.foraging.environment import ForagingEnv
 
 from hmarl.tasks.lbf.config import LBFConfig
+from hmarl.tasks.lbf.state import package_state, state_space
 from hmarl.tasks.packaged.env import PackageEnv
 from hmarl.tasks.packaged.package import make_package_env
 
@@ -39,6 +41,11 @@ class LBFEnv(PackageEnv):
     hold what the player sees, packed to the front: food in row-major order of its cell
     (a slot is not a food's identity: when food is loaded the later ones move up),
     unused slots (-1, -1, 0).
+
+    **Global state** (``state()``, in ``state_space``; for ``critic="central"``): the
+    whole field, whatever the players see: the food still on it (row, column, level) in
+    row-major order, unused slots (-1, -1, 0), then every player (row, column, level) in
+    player order, positions absolute (:mod:`hmarl.tasks.lbf.state`).
 
     **Rewards.** When a food of level L is loaded, each player that loaded it gets
     ``level * L / (sum of the loaders' levels * sum of all food levels this episode)``.
@@ -108,6 +115,12 @@ class LBFEnv(PackageEnv):
     ) -> None:
         self.config = LBFConfig.coerce(config)
         super().__init__(make_package_env(self.config.env_id, ForagingEnv), render_mode)
+        self.state_space = state_space(self.package)
+        """The global state's space (:mod:`hmarl.tasks.lbf.state`)."""
+
+    def state(self) -> np.ndarray:
+        """The whole field now: every food and player with its level (the global state)."""
+        return package_state(self.package)
 
     def time_limit_reached(self) -> bool:
         # The package ends an episode when no food is left or at its step limit.

@@ -113,11 +113,18 @@ class PackageBatchedEnv:
         """(B, N, ...) what each agent observes (the final observation once over)."""
         return self._obs
 
-    def step(self, actions: Mapping[str, np.ndarray]) -> PackageStep:
-        """Advance every running env one step; ``actions["agents"]`` is (B, N)."""
-        live = ~self.over
-        chosen = checked_actions(actions, GROUP, self._due, int(self.action_spaces[GROUP].n))
-        chosen = np.where(self._due, chosen, 0)  # an over env's actions are not read
+    def step(
+        self, actions: Mapping[str, np.ndarray], where: np.ndarray | None = None
+    ) -> PackageStep:
+        """Advance every running env one step; ``actions["agents"]`` is (B, N).
+
+        With ``where`` (B,) bools only those envs advance: the others stand still (their
+        clocks too), their actions unread, their rewards 0 and their flags false.
+        """
+        live = ~self.over if where is None else ~self.over & np.asarray(where, dtype=bool)
+        read = self._due & live[:, None]
+        chosen = checked_actions(actions, GROUP, read, int(self.action_spaces[GROUP].n))
+        chosen = np.where(read, chosen, 0)  # the actions of envs that do not move are not read
         rewards, ended, time_limit = self.advance(chosen, live)
         self.steps += live
         # Summed agent by agent, in package order, as the env adapter sums them.

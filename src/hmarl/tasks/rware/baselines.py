@@ -25,17 +25,25 @@ hmarl's evaluation tells it the env it acts in through ``bind(env)`` (see
 :class:`hmarl.task.Policy`): the batched env (its arrays), the task's env, or the
 task's envs stepped together (each copied into arrays at every step). Its actions
 for an observation batch are those of the due robots, in the batch's order.
+
+In the goals variant (``hierarchy = "goals"``, :mod:`hmarl.tasks.rware.goals`) the high
+level takes as its goal what a robot of this policy would head for (a shelf, a goal, a
+place, or to wait where it would park; shelves and places that other robots' options
+head for are left out), and the low level drives to its goal as this policy drives,
+lifting or putting down there: the same policy, split at the goal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from rware.warehouse import Warehouse
 
+from hmarl.goals import HIGH, LOW
 from hmarl.task import PolicyContext
+from hmarl.tasks.packaged.agents import GROUP
 from hmarl.tasks.rware.batched import (
     FORWARD,
     LEFT,
@@ -48,6 +56,7 @@ from hmarl.tasks.rware.batched import (
     BatchedWarehouse,
 )
 from hmarl.tasks.rware.config import WarehouseConfig
+from hmarl.tasks.rware.goals import DELIVER, FETCH, RETURN, SIZE, WAIT
 
 FAR = 1 << 20
 """A distance longer than any path."""
@@ -74,46 +83,119 @@ class FetchPolicy:
         self._copies: BatchedWarehouse | None = None
 
     def bind(self, env: Any) -> None:
-        """Act in ``env`` from now on: the batched env, a task env, or task envs in lockstep.
+        """Act in ``env`` from now on: a batched env, a task env, or task envs in lockstep.
 
-        A task env is anything with the package's env as ``package`` (its state is
-        copied into arrays at every step).
+        Of either variant: the batched warehouse or the batched goal env over it; a task
+        env is anything with the package's env as ``package`` (its state is copied into
+        arrays at every step), or a goal env over one (as ``flat``).
         """
-        if isinstance(env, BatchedWarehouse):
+        batched = getattr(env, "flat", env)
+        if isinstance(batched, BatchedWarehouse):
             self._env = env
             return
         envs = list(env) if isinstance(env, Sequence) else [env]
-        if not all(isinstance(getattr(e, "package", None), Warehouse) for e in envs):
+        if not all(isinstance(_package(e), Warehouse) for e in envs):
             raise TypeError(f"the fetch baseline cannot read the warehouse's state from {env!r}")
         self._env = envs
         self._copies = BatchedWarehouse(self.config, len(envs))
 
     def act(self, policy_id: str, obs: Any) -> np.ndarray:
+        level = HIGH if policy_id.endswith(HIGH) else LOW if policy_id.endswith(LOW) else ""
+        state, due, options = self._view(level)
+        if level == HIGH:
+            actions = self._choose(state, due, options, obs["observation"]["goals"])
+        elif level == LOW:
+            goals = np.zeros((*due.shape, SIZE), dtype=np.float32)
+            goals[due] = obs["goal"]
+            actions = self._reach(state, goals)[due]
+        else:
+            actions = self.plan(state)[due]
+        rows = len(obs) if not level else len(obs["action_mask"] if level == HIGH else obs["goal"])
+        if len(actions) != rows:
+            raise ValueError(f"{rows} observations but {len(actions)} robots due to act")
+        return actions
+
+    def _view(self, level: str) -> tuple[BatchedWarehouse, np.ndarray, np.ndarray | None]:
+        """The warehouse as arrays, (B, N) the robots due at ``level`` ("" flat), and in the
+        goals variant (B, N, 6) the goals of the robots inside options (zeros elsewhere)."""
         if self._env is None:
             raise RuntimeError(
                 "the fetch baseline reads the warehouse's state: bind(env) it to the env first"
             )
         if isinstance(self._env, BatchedWarehouse):
-            state, due = self._env, self._env.due("agents")
-        else:
-            state = self._copies
-            due = np.zeros((len(self._env), state.num_agents), dtype=bool)
-            for row, env in enumerate(self._env):
-                state.load_state(row, env.package)
-                due[row] = [agent in env.due_agents for agent in env.possible_agents]
-        actions = self.plan(state)[due]
-        if len(actions) != len(obs):
-            raise ValueError(f"{len(obs)} observations but {len(actions)} robots due to act")
-        return actions
+            return self._env, self._env.due(GROUP), None
+        if not isinstance(self._env, list):  # the batched goal env
+            env = self._env
+            live = ~env.flat.over[:, None] & np.ones_like(env.due(GROUP + HIGH))
+            inside = live & ~env.due(GROUP + HIGH)
+            options = np.where(inside[..., None], env.goal[GROUP], 0.0)
+            return env.flat, env.due(GROUP + level), options
+        state = self._copies
+        due = np.zeros((len(self._env), state.num_agents), dtype=bool)
+        options = np.zeros((*due.shape, SIZE), dtype=np.float32)
+        for row, env in enumerate(self._env):
+            state.load_state(row, _package(env))
+            robots = getattr(env, "flat_agents", env.possible_agents)
+            due[row] = [agent + level in _due(env) for agent in robots]
+            for i, agent in enumerate(robots):
+                goal = getattr(env, "goal", {}).get(agent)
+                if goal is not None and agent in env.live and agent + HIGH not in _due(env):
+                    options[row, i] = goal
+        return state, due, (options if level else None)
 
     def plan(self, state: BatchedWarehouse) -> np.ndarray:
-        """(B, N) an action for every robot of every env."""
-        b, n = state.x.shape
-        rows = np.arange(b)
+        """(B, N) an action for every robot of every env (the flat baseline)."""
+        robots = self._robots(state)
+        target, fetching = self._targets(state, robots)
+        arrived = robots.here == target
+        pick_up = arrived & fetching
+        put_down = arrived & robots.loaded & ~robots.requested_load & ~self.highways[robots.here]
+        return self._drive(state, robots, target, pick_up | put_down)
+
+    def _choose(
+        self, state: BatchedWarehouse, due: np.ndarray, options: np.ndarray, goals: np.ndarray
+    ) -> np.ndarray:
+        """The goal of each deciding robot: what :meth:`plan` would head for (shelves and
+        places other robots' options head for left out), as a goal among its choices."""
+        robots = self._robots(state)
+        target, fetching = self._targets(state, robots, claimed=options)
+        kind = np.select(
+            [fetching, robots.requested_load, robots.loaded], [FETCH, DELIVER, RETURN], WAIT
+        )[due]
+        y, x = np.divmod(target[due], self.width)
+        goals = np.asarray(goals)
+        same = (goals[..., 0] == x[:, None]) & (goals[..., 1] == y[:, None])
+        match = same & (np.take_along_axis(goals, kind[:, None, None], -1)[..., 0] > 0)
+        return np.where(match.any(1), match.argmax(1), goals.shape[1] - 1)  # the last: wait
+
+    def _reach(self, state: BatchedWarehouse, goals: np.ndarray) -> np.ndarray:
+        """(B, N) actions toward each robot's goal (B, N, 6), lifting or putting down there."""
+        robots = self._robots(state)
+        cell = (goals[..., 1] * self.width + goals[..., 0]).astype(np.int64)
+        target = np.where(goals[..., WAIT] > 0, robots.here, cell)
+        arrived = robots.here == target
+        pick_up = arrived & (goals[..., FETCH] > 0) & ~robots.loaded
+        put_down = arrived & (goals[..., RETURN] > 0) & robots.loaded
+        return self._drive(state, robots, target, pick_up | put_down)
+
+    def _robots(self, state: BatchedWarehouse) -> Robots:
         here = state.y * self.width + state.x
         loaded = state.carrying >= 0
         shelf = np.maximum(state.carrying, 0)
-        requested_load = loaded & state.requested[rows[:, None], shelf]
+        rows = np.arange(len(here))[:, None]
+        return Robots(here, loaded, loaded & state.requested[rows, shelf])
+
+    def _targets(
+        self, state: BatchedWarehouse, robots: Robots, claimed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(B, N) the cell each robot heads for, and whether it fetches a shelf there.
+
+        ``claimed`` (B, N, 6): goals of robots inside options; the shelves and places
+        they head for are not chosen again.
+        """
+        b, n = state.x.shape
+        rows = np.arange(b)
+        here, loaded, requested_load = robots
         # Requested shelves on the floor; free shelf places.
         shelf_cells = state.shelf_y * self.width + state.shelf_x  # (B, S)
         carried = np.zeros_like(state.requested)
@@ -123,6 +205,14 @@ class FetchPolicy:
         standing = np.zeros((b, self.height * self.width), dtype=bool)
         floor = np.nonzero(~carried)
         standing[floor[0], shelf_cells[floor]] = True
+        if claimed is not None:
+            heading = (claimed[..., 1] * self.width + claimed[..., 0]).astype(np.int64)
+            envs, robot = np.nonzero(claimed[..., FETCH] > 0)
+            fetched = np.zeros_like(wanted)
+            np.logical_or.at(fetched, envs, shelf_cells[envs] == heading[envs, robot][:, None])
+            wanted &= ~fetched
+            envs, robot = np.nonzero(claimed[..., RETURN] > 0)
+            standing[envs, heading[envs, robot]] = True  # taken, as if a shelf stood there
         free_places = ~standing[:, self.places]  # (B, P)
 
         target = here.copy()
@@ -150,7 +240,14 @@ class FetchPolicy:
         idle = ~loaded & ~fetching
         to_place = self.free_distance[self.places][:, here]  # (P, B, N)
         target = np.where(idle, self.places[to_place.argmin(0)], target)
+        return target, fetching
 
+    def _drive(
+        self, state: BatchedWarehouse, robots: Robots, target: np.ndarray, toggle: np.ndarray
+    ) -> np.ndarray:
+        """(B, N) the way to each ``target`` cell, and toggling the load where ``toggle``."""
+        here, loaded, _ = robots
+        n = here.shape[1]
         cells, open_, closer = self._neighbours(here, target, loaded)
         best = open_ & closer
         # The cell each robot heads for: the one ahead if it is on a shortest path.
@@ -170,13 +267,10 @@ class FetchPolicy:
         best = np.where(gives_way[..., None], open_ & ~taken, best)
         actions = steer(state.dir, best)
         actions = np.where((here == target) & ~gives_way, NOOP, actions)
-
-        arrived = here == target
-        pick_up = arrived & fetching
-        put_down = arrived & loaded & ~requested_load & ~self.highways[here]
-        actions = np.where(pick_up | put_down, TOGGLE_LOAD, actions)
+        actions = np.where(toggle, TOGGLE_LOAD, actions)
         blocked = self._robot_ahead(state, here)
         chance = np.where(blocked, 0.5, self.explore)
+        b = len(here)
         random = self.rng.integers(TOGGLE_LOAD, size=(b, n))  # moves and turns only
         return np.where(self.rng.random((b, n)) < chance, random, actions)
 
@@ -210,6 +304,25 @@ class FetchPolicy:
         rows = np.arange(len(here))[:, None]
         ahead = state.robot_grid[rows, ny, nx]
         return (ahead > 0) & ((ny != y) | (nx != x))
+
+
+class Robots(NamedTuple):
+    """Where the robots are (B, N cell numbers), which carry a shelf, which a requested one."""
+
+    here: np.ndarray
+    loaded: np.ndarray
+    requested_load: np.ndarray
+
+
+def _package(env: Any) -> Any:
+    """The package env of a task env, or of the goal env over one."""
+    return getattr(getattr(env, "flat", env), "package", None)
+
+
+def _due(env: Any) -> set[str]:
+    """The agents due to act in a task env (flat or goal env)."""
+    due = getattr(env, "due", None)
+    return set(due) if isinstance(due, set) else set(env.due_agents)
 
 
 def steer(heading: np.ndarray, allowed: np.ndarray) -> np.ndarray:

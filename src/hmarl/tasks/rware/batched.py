@@ -38,6 +38,7 @@ from rware.warehouse import Action, Direction, RewardType, Warehouse
 from hmarl.tasks.packaged.batched import PackageBatchedEnv
 from hmarl.tasks.packaged.package import make_package_env
 from hmarl.tasks.rware.config import WarehouseConfig
+from hmarl.tasks.rware.state import CARRIED, CARRYING, REQUESTED, ROBOT, SHELF, X, Y, state_space
 
 NOOP, FORWARD, LEFT, RIGHT, TOGGLE_LOAD = (a.value for a in Action)
 # Direction values 0..3 = UP, DOWN, LEFT, RIGHT; a step forward and the turns.
@@ -99,6 +100,8 @@ class BatchedWarehouse(PackageBatchedEnv):
         self._sensor_table = sensor_table()
         self._headings = np.eye(len(Direction), dtype=np.float32)
         self._rows = np.arange(b)[:, None]
+        self.state_space = state_space(package)
+        """The global state's space (:mod:`hmarl.tasks.rware.state`)."""
 
     # -- resets -------------------------------------------------------------------------
 
@@ -255,6 +258,22 @@ class BatchedWarehouse(PackageBatchedEnv):
         own[..., 3:7] = self._headings[self.dir]
         own[..., 7] = self.highways[self.y, self.x]
         return np.concatenate([own, sensors.reshape(b, n, -1)], axis=-1)
+
+    # -- the global state ---------------------------------------------------------------
+
+    def states(self) -> np.ndarray:
+        """(B, 7N + 4S) every env's global state (:mod:`hmarl.tasks.rware.state`)."""
+        (b, n), s = self.x.shape, self.shelf_x.shape[1]
+        robots = np.zeros((b, n, ROBOT), dtype=np.float32)
+        robots[..., X], robots[..., Y] = self.x, self.y
+        robots[..., 2:6] = self._headings[self.dir]
+        robots[..., CARRYING] = self.carrying >= 0
+        shelves = np.zeros((b, s, SHELF), dtype=np.float32)
+        shelves[..., 0], shelves[..., 1] = self.shelf_x, self.shelf_y
+        shelves[..., REQUESTED] = self.requested
+        envs, robot = np.nonzero(self.carrying >= 0)
+        shelves[envs, self.carrying[envs, robot], CARRIED] = 1.0
+        return np.concatenate([robots.reshape(b, -1), shelves.reshape(b, -1)], axis=-1)
 
 
 def sensor_table() -> np.ndarray:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from hmarl.tasks.chicken_yard.simulation import EnvConfig
+from hmarl.tasks.packaged.variants import Hierarchy, check_hierarchy
 
 DEFAULT_ENV_ID = "rware-tiny-2ag-v2"
 
@@ -44,9 +45,13 @@ class WarehouseConfig(EnvConfig):
 
     env_id: str = DEFAULT_ENV_ID
     """A registered RWARE env id (rware's own, or of its forms, e.g. rware-2s-tiny-8h-2ag-v2)."""
+    hierarchy: Hierarchy = "flat"
+    """"flat": every agent acts every step (the package's env as it is); "goals": a high
+    level per agent chooses goals, a low level reaches them (see hmarl.tasks.packaged.variants)."""
 
     def __post_init__(self) -> None:
         register_variant(self.env_id)
+        check_hierarchy(self.hierarchy)
 
 
 def register_variant(env_id: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from rware.warehouse import Warehouse
 
 from hmarl.tasks.packaged.env import PackageEnv
 from hmarl.tasks.packaged.package import make_package_env
 from hmarl.tasks.rware.config import WarehouseConfig
+from hmarl.tasks.rware.state import package_state, state_space
 
 __all__ = ["WarehouseConfig", "WarehouseEnv"]
 
@@ -39,6 +41,10 @@ class WarehouseEnv(PackageEnv):
     corridor; then for each cell of the (2r + 1)² square around it, row by row: a robot
     there, that robot's heading one-hot (*up* when there is no robot: the package's
     encoding), a shelf there, that shelf requested. Cells off the grid read as empty.
+
+    **Global state** (``state()``, in ``state_space``; for ``critic="central"``): every
+    robot (x, y, heading one-hot, carrying) in robot order, then every shelf (x, y,
+    requested, carried) in the package's shelf order (:mod:`hmarl.tasks.rware.state`).
 
     **Rewards** (``reward_type``; individual in every named id): when a requested shelf
     reaches a goal, +1 to the robot carrying it (individual), +1 to every robot
@@ -107,6 +113,12 @@ class WarehouseEnv(PackageEnv):
     ) -> None:
         self.config = WarehouseConfig.coerce(config)
         super().__init__(make_package_env(self.config.env_id, Warehouse), render_mode)
+        self.state_space = state_space(self.package)
+        """The global state's space (:mod:`hmarl.tasks.rware.state`)."""
+
+    def state(self) -> np.ndarray:
+        """Every robot, every shelf and the requests now (the global state)."""
+        return package_state(self.package)
 
     def time_limit_reached(self) -> bool:
         # The package ends an episode only by its step limit or its inactivity limit.
