@@ -28,13 +28,13 @@ NORTH, EAST, SOUTH, WEST, STAY = range(len(MOVES))
 class GardenConfig:
     """Every constant of the garden; each field is a flag of `hmarl train` and friends."""
 
-    size: int = 5
+    size: int = 7
     """Cells along each side of the square grid."""
-    num_plants: int = 5
+    num_plants: int = 8
     """Plants, each on its own cell, fixed for the episode."""
     num_gardeners: int = 2
     """Gardeners; each has a chooser (high level) and a walker (low level)."""
-    drying: float = 0.03
+    drying: float = 0.05
     """How much drier every plant gets each step (dryness is capped at 1)."""
     episode_steps: int = 40
     """Steps per episode; the episode is cut off there (a time limit, not a failure)."""

@@ -7,6 +7,7 @@ infos, hand-written baselines to compare with, and a headline score.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,28 +37,38 @@ def walk_straight(offsets: np.ndarray) -> np.ndarray:
 
 
 class Rule:
-    """A hand-written gardener: choose a plant by a rule, walk straight to it."""
+    """A hand-written gardener: choose the plant a rule values most, walk straight to it.
 
-    def __init__(self, nearest: bool) -> None:
-        self.nearest = nearest
+    The rule values a plant by its dryness and its walk: the steps to it, and one to
+    water it.
+    """
+
+    def __init__(self, value: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int) -> None:
+        self.value = value
+        self.size = size
 
     def act(self, policy_id: str, obs: np.ndarray) -> np.ndarray:
         if policy_id == "walker":
             return walk_straight(obs)
         plants = obs.reshape(len(obs), -1, 3)
-        if self.nearest:
-            return np.abs(plants[:, :, :2]).sum(axis=2).argmin(axis=1)
-        return plants[:, :, 2].argmax(axis=1)
+        offsets = np.rint(plants[:, :, :2] * (self.size - 1))  # observed divided by size - 1
+        steps = np.abs(offsets).sum(axis=2) + 1
+        return self.value(plants[:, :, 2], steps).argmax(axis=1)
 
 
 def thirstiest(context: PolicyContext) -> Rule:
     """Water the driest plant."""
-    return Rule(nearest=False)
+    return Rule(lambda dryness, steps: dryness, context.env_config.size)
 
 
 def nearest(context: PolicyContext) -> Rule:
     """Water the nearest plant."""
-    return Rule(nearest=True)
+    return Rule(lambda dryness, steps: -steps, context.env_config.size)
+
+
+def per_step(context: PolicyContext) -> Rule:
+    """Water the plant with the most dryness per step of the walk there."""
+    return Rule(lambda dryness, steps: dryness / steps, context.env_config.size)
 
 
 TASK = Task(
@@ -75,6 +86,6 @@ TASK = Task(
             description="shortest paths' steps over the steps the walks took",
         ),
     ),
-    baselines={"thirstiest": thirstiest, "nearest": nearest},
+    baselines={"thirstiest": thirstiest, "nearest": nearest, "per_step": per_step},
     score=Score("watered", reference="best"),
 )
