@@ -75,9 +75,22 @@ def test_every_public_name_and_core_module_is_in_the_reference() -> None:
     assert modules <= set(resolved), sorted(modules - set(resolved))
 
 
-def test_doctests_are_fenced_as_code() -> None:
-    fence = _hook("doctest_blocks").fence_doctests
-    text = 'Spec.\n\n>>> obs["a"]["b"]\n1\n\nAfter.\n\n```python\n>>> kept\n```'
-    assert fence(text) == (
-        'Spec.\n\n```pycon\n>>> obs["a"]["b"]\n1\n```\n\nAfter.\n\n```python\n>>> kept\n```'
+def test_docstrings_become_markdown() -> None:
+    markdown = _hook("docstrings").markdown
+    text = 'Spec::\n\n>>> obs["a"]["b"]\n1\n\n```python\n>>> kept\n```'
+    assert markdown(text) == (
+        'Spec:\n\n```pycon\n>>> obs["a"]["b"]\n1\n```\n\n```python\n>>> kept\n```'
     )
+    table = "\n".join(
+        [
+            "=====  ==========",
+            "field  meaning",
+            "=====  ==========",
+            "size   cells on a",
+            "       side",
+            "=====  ==========",
+        ]
+    )
+    assert markdown(table).strip() == "| field | meaning |\n|---|---|\n| size | cells on a side |"
+    headless = "\n".join(table.splitlines()[2:])
+    assert markdown(headless).strip() == "|  |  |\n|---|---|\n| size | cells on a side |"
