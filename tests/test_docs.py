@@ -94,3 +94,10 @@ def test_docstrings_become_markdown() -> None:
     assert markdown(table).strip() == "| field | meaning |\n|---|---|\n| size | cells on a side |"
     headless = "\n".join(table.splitlines()[2:])
     assert markdown(headless).strip() == "|  |  |\n|---|---|\n| size | cells on a side |"
+
+
+def test_the_tutorial_shows_every_file_of_its_package() -> None:
+    page = (DOCS / "tutorial" / "index.md").read_text()
+    shown = set(re.findall(r'^--8<-- "(gardeners/\w+\.py)"$', page, re.MULTILINE))
+    files = {f"gardeners/{p.name}" for p in (DOCS / "tutorial" / "gardeners").glob("*.py")}
+    assert shown == files

@@ -46,13 +46,13 @@ def test_the_simulation_and_env_doctests_pass(garden_folder: Path) -> None:
 
 def test_the_tutorial_commands(garden_folder: Path, monkeypatch, cli, hmarl) -> None:
     monkeypatch.chdir(garden_folder)
-    for task in ("gardeners:TASK", "gardeners.scheduled:TASK"):
+    for task in ("gardeners:TASK", "gardeners.scheduled:TASK", "gardeners.batched_task:TASK"):
         done = cli("check", "--task", task, "--episodes", "2")
         assert done.returncode == 0 and "passed" in done.stdout, done.stderr
     done = cli("random", "--task", "gardeners:TASK", "--episodes", "2")
     assert done.returncode == 0 and "watered" in done.stdout, done.stderr
-    done = cli("random", "--task", "gardeners:TASK", "--policy", "thirstiest", "--episodes", "2")
-    assert done.returncode == 0 and "thirstiest" in done.stdout, done.stderr
+    done = cli("random", "--task", "gardeners:TASK", "--policy", "per_step", "--episodes", "2")
+    assert done.returncode == 0 and "per_step" in done.stdout, done.stderr
 
     # The tutorial's `hmarl train --task gardeners:TASK --time-budget 110`, two tiny iterations.
     trained = hmarl(
@@ -72,11 +72,12 @@ def test_the_tutorial_commands(garden_folder: Path, monkeypatch, cli, hmarl) -> 
     assert "checkpoint: " in trained.stdout
     run = garden_folder / "runs" / "gardeners"
 
-    done = cli("evaluate", str(run), "--episodes", "10", "--json")
+    done = cli("evaluate", str(run), "--episodes", "10", "--actions", "sampled", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert set(result["policies"]) == {"trained", "random", "thirstiest", "nearest"}
+    assert set(result["policies"]) == {"trained", "random", "thirstiest", "nearest", "per_step"}
     for command in (
+        ("evaluate", str(run), "--episodes", "10"),
         ("watch", str(run), "--out", "garden.gif"),
         ("inspect", str(run)),
         ("plot", str(run)),

@@ -5,6 +5,9 @@
   to act next.
 - :mod:`.task`: the :class:`hmarl.Task` declaration (``--task gardeners:TASK``).
 - :mod:`.scheduled`: the same task with a level schedule (``--task gardeners.scheduled:TASK``).
+- :mod:`.batched`: many gardens as arrays; :mod:`.batched_task` declares the task with
+  it (``--task gardeners.batched_task:TASK``).
+- :mod:`.better`: that, and a chooser that discounts faster (``--task gardeners.better:TASK``).
 """
 
 from .task import TASK

@@ -23,6 +23,20 @@ def gardener_of(agent: str) -> int:
     return int(agent.split("_")[1]) - 1
 
 
+def spaces(config: GardenConfig) -> dict[str, tuple[gym.Space, gym.Space]]:
+    """Each level's observation and action space: ``{"chooser": (obs, action), ...}``."""
+    return {
+        "chooser": (
+            gym.spaces.Box(-1.0, 1.0, shape=(config.num_plants * 3,), dtype=np.float32),
+            gym.spaces.Discrete(config.num_plants),
+        ),
+        "walker": (
+            gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
+            gym.spaces.Discrete(len(MOVES)),
+        ),
+    }
+
+
 class GardenEnv(MultiAgentEnv):
     """A chooser picks each gardener's plant (high level); its walker walks there (low level).
 
@@ -69,15 +83,9 @@ class GardenEnv(MultiAgentEnv):
         gardeners = range(config.num_gardeners)
         self.possible_agents = [a for g in gardeners for a in (chooser(g), walker(g))]
         self.agents = []
-        high = gym.spaces.Box(-1.0, 1.0, shape=(config.num_plants * 3,), dtype=np.float32)
-        low = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-        self.observation_spaces = {
-            a: high if a.endswith("chooser") else low for a in self.possible_agents
-        }
-        self.action_spaces = {
-            a: gym.spaces.Discrete(config.num_plants if a.endswith("chooser") else len(MOVES))
-            for a in self.possible_agents
-        }
+        level = spaces(config)
+        self.observation_spaces = {a: level[a.rsplit("_", 1)[1]][0] for a in self.possible_agents}
+        self.action_spaces = {a: level[a.rsplit("_", 1)[1]][1] for a in self.possible_agents}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple:
         super().reset(seed=seed)

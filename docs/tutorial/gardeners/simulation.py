@@ -56,6 +56,17 @@ class GardenConfig:
             raise ValueError(f"step_cost must not be negative, got {self.step_cost}")
 
 
+def draw_garden(
+    config: GardenConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A new garden's plants (P, 2), their dryness (P,) and the gardeners' cells (G, 2)."""
+    cells = rng.choice(config.size * config.size, size=config.num_plants, replace=False)
+    plants = np.stack([cells % config.size, cells // config.size], axis=1)
+    dryness = rng.random(config.num_plants)
+    gardeners = rng.integers(0, config.size, size=(config.num_gardeners, 2))
+    return plants, dryness, gardeners
+
+
 class Garden:
     """The plants, their dryness, and the gardeners with the plant each is heading for."""
 
@@ -69,13 +80,9 @@ class Garden:
         self.steps = 0
 
     def reset(self, rng: np.random.Generator) -> None:
-        cfg = self.config
-        cells = rng.choice(cfg.size * cfg.size, size=cfg.num_plants, replace=False)
-        self.plants = np.stack([cells % cfg.size, cells // cfg.size], axis=1)
-        self.dryness = rng.random(cfg.num_plants)
-        self.gardeners = rng.integers(0, cfg.size, size=(cfg.num_gardeners, 2))
-        self.targets = [None] * cfg.num_gardeners
-        self.watered = np.zeros(cfg.num_gardeners)
+        self.plants, self.dryness, self.gardeners = draw_garden(self.config, rng)
+        self.targets = [None] * self.config.num_gardeners
+        self.watered = np.zeros(self.config.num_gardeners)
         self.steps = 0
 
     def choose(self, gardener: int, plant: int) -> None:

@@ -23,6 +23,12 @@ def make_env(env_config: dict[str, Any]) -> Any:
     return GardenEnv(GardenConfig(**env_config))
 
 
+def make_batched_env(env_config: dict[str, Any], num_envs: int) -> Any:
+    from .batched import BatchedGarden
+
+    return BatchedGarden(GardenConfig(**env_config), num_envs)
+
+
 def policy_of(agent_id: str) -> str:
     """``gardener_{i}_chooser`` acts for the chooser policy, ``gardener_{i}_walker`` the walker."""
     return agent_id.rsplit("_", 1)[1]
