@@ -8,9 +8,15 @@ have before any learning.
 
 >>> garden = Garden(GardenConfig(num_gardeners=1))
 >>> garden.reset(np.random.default_rng(0))
+>>> garden.gardeners[0].tolist(), garden.plants[2].tolist()  # cells as (x, y)
+([5, 0], [0, 0])
 >>> garden.choose(0, plant=2)
 >>> garden.walk(0, STAY) is None  # not there yet
 True
+>>> [garden.walk(0, WEST) for _ in range(5)]  # five cells west: there, and it waters
+[None, None, None, None, 0.8158535541215322]
+>>> garden.dryness[2], garden.watered[0]
+(np.float64(0.0), np.float64(0.8158535541215322))
 """
 
 from __future__ import annotations
