@@ -8,6 +8,11 @@ written by hand, so it cannot drift from the code. ``cli_markdown()`` needs no M
 
 The same hook turns the Sphinx roles in docstrings (``:class:`Task```) into plain code
 spans in the rendered pages.
+
+argparse has no public way to walk a parser, so this reads its private names
+(``_actions``, ``_SubParsersAction``, ``_choices_actions``, ``_action_groups``, and the
+formatter's ``_format_args`` and ``_expand_help``, read in Python 3.11's argparse; the
+same in 3.12 and 3.13). ``tests/test_docs.py`` fails if they change.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ _ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj):(<code>)")
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The parser's commands by name, in the order they were added."""
-    # argparse keeps its sub-parsers in the private action list; read in Python 3.11-3.13.
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
