@@ -11,9 +11,8 @@ spans in the rendered pages.
 
 argparse has no public way to walk a parser, so this reads its private names
 (``_actions``, ``_SubParsersAction``, ``_choices_actions``, ``_action_groups`` and their
-``_group_actions``, and the
-formatter's ``_format_args`` and ``_expand_help``, read in Python 3.11's argparse).
-``tests/test_docs.py`` fails if they change.
+``_group_actions``, and the formatter's ``_format_args`` and ``_expand_help``; read in
+Python 3.11's argparse). ``tests/test_docs.py`` fails if they change.
 """
 
 from __future__ import annotations
