@@ -58,8 +58,8 @@ def _argument(action: argparse.Action, formatter: argparse.HelpFormatter) -> str
 
 def _help(action: argparse.Action, formatter: argparse.HelpFormatter) -> str:
     text = formatter._expand_help(action) if action.help else ""
-    if action.choices is not None and action.option_strings:
-        text += " (one of: " + ", ".join(f"`{c}`" for c in action.choices) + ")"
+    if action.choices is not None and action.option_strings and action.metavar is not None:
+        text += " (one of: " + ", ".join(f"`{c}`" for c in action.choices) + ")"  # else shown
     if action.required and action.option_strings:
         text += " **required**"
     return text
