@@ -1,4 +1,4 @@
-"""The tutorial's package (docs/tutorial/gardeners) and every command the tutorial shows.
+"""The tutorial's package (docs/tutorial/gardeners) and the commands the tutorial shows.
 
 The reader's folder is a temporary one holding a copy of the package, as after the
 tutorial's steps; commands run from it as the tutorial runs them. One tiny training
@@ -7,6 +7,8 @@ run (a subprocess, as a user types it); the other commands run in this process.
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 import shutil
 import subprocess
@@ -28,20 +30,19 @@ def garden_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def test_the_simulation_and_env_doctests_pass(garden_folder: Path) -> None:
-    # Steps 1 and 2 of the tutorial, as typed there.
-    commands = {
-        ("-m", "doctest", "-v", "gardeners/simulation.py"): "Test passed.",
-        (
-            "-c",
-            "import doctest, gardeners.env as env; print(doctest.testmod(env))",
-        ): "TestResults(failed=0, attempted=5)",
-    }
-    for command, says in commands.items():
-        done = subprocess.run(
-            [sys.executable, *command], capture_output=True, text=True, cwd=garden_folder
-        )
-        assert done.returncode == 0 and says in done.stdout, (command, done.stdout, done.stderr)
+def test_the_simulation_and_env_doctests_pass(garden_folder: Path, monkeypatch) -> None:
+    # Step 1 as typed there; step 2's `python -c "...doctest.testmod(env)..."` in this
+    # process (the same call, without importing Ray a second time).
+    done = subprocess.run(
+        [sys.executable, "-m", "doctest", "-v", "gardeners/simulation.py"],
+        capture_output=True,
+        text=True,
+        cwd=garden_folder,
+    )
+    assert done.returncode == 0 and "Test passed." in done.stdout, done.stdout + done.stderr
+    monkeypatch.syspath_prepend(str(garden_folder))
+    env = importlib.import_module("gardeners.env")
+    assert str(doctest.testmod(env)) == "TestResults(failed=0, attempted=5)"
 
 
 def test_the_tutorial_commands(garden_folder: Path, monkeypatch, cli, hmarl) -> None:
@@ -80,10 +81,11 @@ def test_the_tutorial_commands(garden_folder: Path, monkeypatch, cli, hmarl) -> 
         ("evaluate", str(run), "--episodes", "10"),
         ("watch", str(run), "--out", "garden.gif"),
         ("inspect", str(run)),
-        ("plot", str(run)),
-        ("export", str(run), "--out", "garden-policy", "--format", "onnx"),
+        # `plot` (tens of seconds here: it plays the baselines one episode at a time for
+        # their levels) and `--format onnx` have their own tests: test_plotting, test_export.
+        ("export", str(run), "--out", "garden-policy"),
     ):
         done = cli(*command)
         assert done.returncode == 0, (command, done.stderr)
     assert (garden_folder / "garden.gif").stat().st_size > 0
-    assert (garden_folder / "garden-policy" / "chooser.onnx").exists()
+    assert (garden_folder / "garden-policy" / "chooser.safetensors").exists()
