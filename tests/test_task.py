@@ -13,8 +13,8 @@ from tiny_task import TASK as CORRIDOR
 from tiny_task import CorridorEnv
 
 from hmarl.registry import available_tasks, load_task
-from hmarl.task import Metric, Schedule, Score, Task, TaskError
-from hmarl.training import TrainConfig, plan, preflight
+from hmarl.task import TRAINING_SETTINGS, Metric, Schedule, Score, Task, TaskError
+from hmarl.training import TrainConfig, plan, preflight, with_task_training
 
 
 def task(**fields: Any) -> Task:
@@ -50,6 +50,7 @@ def test_three_fields_are_enough() -> None:
         ({"config": dict}, "config must be a dataclass"),
         ({"discounting": "geometric"}, "discounting must be one of smdp, per-decision"),
         ({"ppo": {"planner": {"learning_rate": 1.0}}}, "unknown PPO setting(s) learning_rate"),
+        ({"training": {"stop_iters": 3}}, "unknown training setting(s) stop_iters"),
         ({"metrics": (Metric("v", "planner", "value"), Metric("v", "planner", "x"))}, "repeat"),
         ({"baselines": {"random": lambda c: None}}, "'random' is built in"),
         ({"score": Score("value")}, "score's metric 'value' is not one of its metrics"),
@@ -75,6 +76,16 @@ def test_a_bad_declaration_says_what_is_wrong(fields: dict, message: str) -> Non
     with pytest.raises(TaskError) as caught:
         task(**fields)
     assert message in str(caught.value)
+
+
+def test_a_tasks_training_settings_apply_where_the_user_set_none() -> None:
+    assert {f.name for f in dataclasses.fields(TrainConfig)} >= TRAINING_SETTINGS
+    own = task(training={"train_batch_size": 8192, "minibatch_size": 4096, "lr": 3e-4})
+    cfg, applied = with_task_training(TrainConfig(lr=1e-2), own, told={"lr"})
+    assert (cfg.train_batch_size, cfg.minibatch_size, cfg.lr) == (8192, 4096, 1e-2)
+    assert applied == {"train_batch_size": 8192, "minibatch_size": 4096}
+    with pytest.raises(ValueError, match="minibatch_size must not exceed train_batch_size"):
+        with_task_training(TrainConfig(train_batch_size=2048), own, told={"train_batch_size"})
 
 
 def test_typed_settings() -> None:

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import time
+import tomllib
 import typing
 import warnings
 from collections.abc import Sequence
@@ -417,7 +418,7 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.faults import TrainingStopped
     from hmarl.registry import DEFAULT_TASK
     from hmarl.report import TrainingProgress, console
-    from hmarl.training import TrainConfig, describe_stop, plan, train
+    from hmarl.training import TrainConfig, describe_stop, plan, train, with_task_training
 
     settings = {
         "task": args.task,
@@ -444,8 +445,12 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
     given = {k: v for k, v in settings.items() if v is not None}
     try:
         cfg = TrainConfig.from_toml(args.config, **given) if args.config else TrainConfig(**given)
+        task = load_task(cfg.task or _resumed_task(cfg) or DEFAULT_TASK)
+        told = set(given) | (
+            set(tomllib.loads(Path(args.config).read_text())) if args.config else set()
+        )
+        cfg, own = with_task_training(cfg, task, told)
         if flags:
-            task = load_task(cfg.task or _resumed_task(cfg) or DEFAULT_TASK)
             cfg.env = {
                 **cfg.env,
                 **task_settings(task, flags, task.env_config_dict(cfg.env), "train"),
@@ -454,6 +459,9 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         p = plan(cfg, default_stop_iters=DEFAULT_STOP_ITERS)
     except ValueError as err:
         raise CliError(str(err)) from None
+    if own:
+        told_by_task = ", ".join(f"{k} {v}" for k, v in own.items())
+        console.print(f"the task's training settings: {told_by_task}", soft_wrap=True)
     for note in p.skipped:
         console.print(f"skipped an incomplete checkpoint: {note}", soft_wrap=True)
     if p.start_from is not None:

@@ -48,6 +48,11 @@ evaluation_actions    how the trained policy acts in ``hmarl evaluate``, ``watch
                       the closing evaluation of ``train``: "greedy" (its most likely
                       action, the default) or "sampled" (from its action distribution,
                       as in training; seeded); ``--actions`` overrides it
+training              the run's settings the task trains best with, by
+                      :class:`~hmarl.training.TrainConfig` field (``train_batch_size``,
+                      ``minibatch_size``, ``lr``, ..., see :data:`TRAINING_SETTINGS`);
+                      ``--config`` and the command line override each (default: the
+                      run's defaults)
 ====================  ================================================================
 
 A renderer follows Gymnasium's convention: the env lists ``"rgb_array"`` in
@@ -82,6 +87,7 @@ __all__ = [
     "ACTIONS",
     "DISCOUNTING",
     "MEMORIES",
+    "TRAINING_SETTINGS",
     "Metric",
     "Policy",
     "PolicyContext",
@@ -118,6 +124,23 @@ PPO_SETTINGS = frozenset(
 advantages read them per policy, where RLlib's GAE takes the run's for all; ``critic``
 is hmarl's: "local" or "central", see :mod:`hmarl.global_state`; so are ``memory`` and
 ``max_seq_len``, see :data:`MEMORIES`)."""
+
+TRAINING_SETTINGS = frozenset(
+    {
+        "train_batch_size",
+        "minibatch_size",
+        "num_epochs",
+        "lr",
+        "gamma",
+        "lambda_",
+        "entropy_coeff",
+        "vf_clip_param",
+        "num_envs_per_env_runner",
+        "checkpoint_every",
+    }
+)
+"""The run settings a task may declare in ``training`` (fields of ``TrainConfig``): how it
+learns and samples, not where a run goes or when it stops."""
 
 HMARL_SETTINGS = frozenset({"critic", "memory", "max_seq_len"})
 """The per-policy settings hmarl reads itself (the others are RLlib's PPO settings)."""
@@ -240,6 +263,7 @@ class Task:
     make_batched_env: Callable[[dict[str, Any], int], BatchedEnv] | None = None
     discounting: Literal["smdp", "per-decision"] = "smdp"
     evaluation_actions: Literal["greedy", "sampled"] = "greedy"
+    training: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -261,6 +285,12 @@ class Task:
             raise TaskError(
                 f"task {self.name}: evaluation_actions must be one of {', '.join(ACTIONS)}, "
                 f"got {self.evaluation_actions!r}"
+            )
+        unknown = sorted(set(self.training) - TRAINING_SETTINGS)
+        if unknown:
+            raise TaskError(
+                f"task {self.name}: unknown training setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(TRAINING_SETTINGS))}"
             )
         for policy, settings in self.ppo.items():
             unknown = sorted(set(settings) - PPO_SETTINGS)

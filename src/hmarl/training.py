@@ -254,6 +254,19 @@ STOPS = ("stop_iters", "stop_timesteps", "time_budget")
 """The settings that say when a run stops; training ends at whichever comes first."""
 
 
+def with_task_training(
+    cfg: TrainConfig, task: Task, told: set[str]
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """``cfg`` with the task's own training settings (``Task.training``) where the user
+    set none (``told``: the settings a flag or the config file gave), and those applied.
+
+    Raises ValueError when the result is not a valid config (say, the task's minibatch
+    is larger than a train batch the user gave).
+    """
+    own = {k: v for k, v in task.training.items() if k not in told}
+    return dataclasses.replace(cfg, **own), own
+
+
 def plan(cfg: TrainConfig, check_env: bool = True, default_stop_iters: int | None = None) -> Plan:
     """Check everything a run needs before Ray starts; write nothing.
 
