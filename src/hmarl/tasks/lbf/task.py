@@ -64,8 +64,7 @@ TASK = with_hierarchy(
     # policy collapsed to loading nothing (0.000 after 180 s, seed 0). Four times the
     # batch (more loads per update), a smaller step and more entropy: 0.980 after 180 s
     # (seed 0); lr 3e-4 with entropy 0.01 reached 0.845 (2026-12-03, hmarl train
-    # --time-budget 180 with these in --config). Fewer, larger iterations also sample
-    # and learn faster (about 12,000 env steps a second against 9,000).
+    # --time-budget 180 with these in --config).
     training={
         "train_batch_size": 8192,
         "minibatch_size": 4096,
