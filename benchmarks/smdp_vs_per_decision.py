@@ -53,8 +53,10 @@ import dataclasses
 
 from hmarl.tasks.round_up import TASK as ROUND_UP
 
-# The round-up, its high level's gamma per decision set to {gamma} ({base}**{length:.2f}).
-TASK = dataclasses.replace(ROUND_UP, ppo={{"high_level_policy": {{"gamma": {gamma}}}}})
+# The round-up, its high level's gamma per decision set to {gamma} ({base}**{length:.2f});
+# its other PPO settings (the centralised critic) as the task has them.
+HIGH = {{**ROUND_UP.ppo.get("high_level_policy", {{}}), "gamma": {gamma}}}
+TASK = dataclasses.replace(ROUND_UP, ppo={{**ROUND_UP.ppo, "high_level_policy": HIGH}})
 """
 
 
