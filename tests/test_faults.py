@@ -82,7 +82,9 @@ def test_a_runner_process_that_dies_is_restarted_and_training_goes_on(
     flag = tmp_path / "died"
     config.write_text(FAILING.format(fault=f'die_at = 50\ndie_flag = "{flag}"'))
     out = tmp_path / "run"
-    done = hmarl(*train_corridor(config, out, "--num-env-runners", "2", "--stop-iters", "10"))
+    # 20 iterations: RLlib restores a restarted runner at the start of an iteration once
+    # its health probe answers, which on a loaded machine can take several tiny ones.
+    done = hmarl(*train_corridor(config, out, "--num-env-runners", "2", "--stop-iters", "20"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert flag.exists()  # a runner did die
     assert "Traceback" not in done.stdout + done.stderr
@@ -90,7 +92,7 @@ def test_a_runner_process_that_dies_is_restarted_and_training_goes_on(
     assert failed, done.stdout[-3000:]
     (log,) = out.rglob("result.json")
     last = json.loads(log.read_text().splitlines()[-1])
-    assert last["training_iteration"] == 10
+    assert last["training_iteration"] == 20
     assert last["hmarl"]["env_runner_failures"] >= 1
     assert last["fault_tolerance"]["num_remote_worker_restarts"] >= 1
     assert last["fault_tolerance"]["num_healthy_workers"] == 2  # both sampling again
