@@ -82,7 +82,8 @@ def test_a_runner_process_that_dies_is_restarted_and_training_goes_on(
     flag = tmp_path / "died"
     config.write_text(FAILING.format(fault=f'die_at = 50\ndie_flag = "{flag}"'))
     out = tmp_path / "run"
-    # 20 iterations: RLlib restores a restarted runner at the start of an iteration once
+    # 20 iterations: RLlib 2.60 restores a restarted runner before a training step
+    # (Algorithm._run_one_training_iteration calls restore_env_runners) once
     # its health probe answers, which on a loaded machine can take several tiny ones.
     done = hmarl(*train_corridor(config, out, "--num-env-runners", "2", "--stop-iters", "20"))
     assert done.returncode == 0, done.stderr[-3000:]
