@@ -24,18 +24,9 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from marl_baselines import ENV_IDS  # the same seven variants as the reference policies'
 
 from hmarl.registry import load_task
-
-ENV_IDS = [
-    "Foraging-8x8-2p-2f-coop-v3",
-    "Foraging-10x10-3p-3f-v3",
-    "Foraging-15x15-4p-3f-v3",
-    "Foraging-2s-8x8-2p-2f-coop-v3",
-    "rware-tiny-2ag-v2",
-    "rware-tiny-4ag-v2",
-    "rware-small-4ag-v2",
-]
 
 
 def task_of(env_id: str):
