@@ -1,16 +1,16 @@
 """The round-up's horizon, terminated or truncated: what the high level's value learns near it.
 
 Both levels of the round-up observe the clock (``time_left``), so a state at the
-horizon is a state with no time left: nothing is caught after it. Since v2 the env
-*terminates* there, and the last decisions' targets are what they really earned.
-Before, it *truncated*: each robot's last decision bootstrapped from the value of its
-final observation, at ``time_left`` = 0, a state the value never trains on (bootstrap
-rows are loss-masked), so whatever the network says there is added to the targets of
-the decisions before it, and through them to the values near the end.
+horizon is a state with no time left: nothing is caught after it. With
+``horizon="terminated"`` (the default) the env ends the episode there as the task's own
+end, and the last decisions' targets are what they really earned. With ``"truncated"``
+it is a time limit: each robot's last decision bootstraps from the value of
+its final observation, at ``time_left`` = 0, a state the value never trains on
+(bootstrap rows are loss-masked), so whatever the network says there is added to the
+targets of the decisions before it, and through them to the values near the end.
 
 Each variant trains the round-up (hmarl's batched sampler, the task's modules, seed
-S) for the same wall-clock budget; ``truncated`` is the same env with the flags of its
-last step swapped (the round-up before v2). Then, on fresh episodes played by the
+S) for the same wall-clock budget, with its ``horizon``. Then, on fresh episodes played by the
 trained policy as it samples in training, every high-level decision's value V(s) is
 set beside the return it actually got from there to the horizon (SMDP: each reward
 discounted by gamma per env step since the decision). Printed per variant and
@@ -25,7 +25,6 @@ Run: ``python benchmarks/round_up_horizon.py [--budget 300] [--seed 0]``;
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import tempfile
 import time
@@ -40,38 +39,19 @@ from ray.rllib.core.columns import Columns
 from hmarl.algorithm import HierarchicalPPO
 from hmarl.batched_env import select
 from hmarl.evaluation import episode_seeds
+from hmarl.global_state import GLOBAL_STATE
 from hmarl.tasks.round_up import TASK
 from hmarl.tasks.round_up.batched import BatchedRoundUp
-from hmarl.tasks.round_up.simulation import RoundUpConfig
+from hmarl.tasks.round_up.simulation import HORIZONS, RoundUpConfig
 from hmarl.training import TrainConfig, build_config, plan
 
-VARIANTS = ("terminated", "truncated")
 BINS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.01)
 """Edges of the ``time_left`` bins (at the decision)."""
 HIGH, LOW = "high_level_policy", "low_level_policy"
 
 
-class Truncating:
-    """A batched round-up whose horizon truncates, as before v2 (flags swapped)."""
-
-    def __init__(self, env: BatchedRoundUp) -> None:
-        self.env = env
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.env, name)
-
-    def step(self, actions: Any) -> Any:
-        step = self.env.step(actions)
-        step.terminated, step.truncated = step.truncated, step.terminated
-        return step
-
-
-def train(variant: str, cfg: TrainConfig, budget: float) -> HierarchicalPPO:
-    p = plan(cfg)
-    if variant == "truncated":
-        make = p.task.make_batched_env
-        p.task = dataclasses.replace(p.task, make_batched_env=lambda c, n: Truncating(make(c, n)))
-    algo = HierarchicalPPO(config=build_config(p))
+def train(cfg: TrainConfig, budget: float) -> HierarchicalPPO:
+    algo = HierarchicalPPO(config=build_config(plan(cfg)))
     end = time.monotonic() + budget
     while time.monotonic() < end:
         algo.train()
@@ -103,7 +83,11 @@ def values_and_returns(
                 dist = module.get_exploration_action_dist_cls().from_logits(logits)
                 actions[group][due] = dist.sample().numpy()
                 if group == "high":
-                    decisions.append((t, due, module.compute_values(obs).numpy()))
+                    # The value is a centralised critic: each decision's env's state.
+                    rows = np.nonzero(due)[0]
+                    state = {k: v[rows] for k, v in env.states().items()}
+                    values = module.compute_values({**obs, GLOBAL_STATE: _torch(state)})
+                    decisions.append((t, due, values.numpy()))
         rewards.append(env.step(actions).rewards["high"])
     # Return to go from each step: G[t] = r[t] + gamma * G[t + 1], nothing past the horizon.
     to_go = np.zeros((len(rewards) + 1, *rewards[0].shape))
@@ -143,20 +127,20 @@ def main() -> None:
     ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         with tempfile.TemporaryDirectory(prefix="hmarl-horizon-") as workdir:
-            for variant in VARIANTS:
+            for variant in HORIZONS:
                 cfg = TrainConfig(
                     task="round_up",
-                    env=env,
+                    env={**env, "horizon": variant},
                     seed=args.seed,
                     out=Path(workdir) / variant,
                     time_budget=budget,
                     num_envs_per_env_runner=envs,
                 )
-                algo = train(variant, cfg, budget)
+                algo = train(cfg, budget)
                 try:
                     iterations = algo.iteration
                     modules = {p: algo.get_module(p) for p in (HIGH, LOW)}
-                    config = RoundUpConfig.from_dict(TASK.env_config_dict(env))
+                    config = RoundUpConfig.from_dict(TASK.env_config_dict(cfg.env))
                     seeds = episode_seeds(None, args.episodes)  # held-out episodes
                     measured = values_and_returns(modules, config, seeds, cfg.gamma)
                 finally:

@@ -9,7 +9,7 @@ from hmarl.conformance import check_batched_env
 from hmarl.evaluation import baseline_policies, evaluate
 from hmarl.tasks.round_up import TASK
 from hmarl.tasks.round_up.batched import BatchedRoundUp
-from hmarl.tasks.round_up.simulation import RoundUpConfig
+from hmarl.tasks.round_up.simulation import HORIZONS, RoundUpConfig
 
 
 def config(**values: object) -> dict:
@@ -90,15 +90,20 @@ def test_evaluate_batched_equals_through_the_env(policy: str) -> None:
         assert batched.metrics["catches"] > 5
 
 
-def test_yards_reset_one_by_one_keep_their_own_clocks_and_generators() -> None:
-    cfg = RoundUpConfig(num_robots=1, num_chickens=2, episode_steps=3)
+@pytest.mark.parametrize("horizon", HORIZONS)
+def test_yards_reset_one_by_one_keep_their_own_clocks_and_generators(horizon: str) -> None:
+    cfg = RoundUpConfig(num_robots=1, num_chickens=2, episode_steps=3, horizon=horizon)
     batch = BatchedRoundUp(cfg, num_envs=2)
     batch.reset([0, 1])
     for _ in range(3):
         step = batch.step({"high": np.zeros((2, 1), int), "low": np.zeros((2, 1), int)})
     assert step.over.all() and batch.all_over
-    assert step.terminated["high"].all() and step.terminated["low"].all()
-    assert not step.truncated["high"].any()
+    ended, clear = (
+        getattr(step, horizon),
+        step.truncated if horizon == "terminated" else step.terminated,
+    )
+    assert ended["high"].all() and ended["low"].all()
+    assert not clear["high"].any() and not clear["low"].any()
     batch.reset([5], where=np.array([False, True]))
     assert list(batch.over) == [True, False] and list(batch.steps) == [3, 0]
     assert batch.due("high")[1, 0] and not batch.due("high")[0, 0]

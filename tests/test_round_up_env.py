@@ -13,7 +13,7 @@ from ray.rllib.utils.pre_checks.env import check_multiagent_environments
 from hmarl.conformance import check_determinism, check_env, play
 from hmarl.tasks.chicken_yard.simulation import DIRECTION_NAMES, draw_count
 from hmarl.tasks.round_up.env import RoundUpConfig, RoundUpEnv
-from hmarl.tasks.round_up.simulation import new_chickens, respawn_draws
+from hmarl.tasks.round_up.simulation import HORIZONS, new_chickens, respawn_draws
 
 N, S = DIRECTION_NAMES.index("N"), DIRECTION_NAMES.index("S")
 SIZES = [(3, 10), (1, 1), (2, 3), (8, 20)]
@@ -339,9 +339,11 @@ def test_respawns_are_seeded() -> None:
 # -- the end of an episode ---------------------------------------------------------------
 
 
-def test_the_horizon_terminates_every_agent_that_observed() -> None:
-    """The clock is observed, so its end is the task's: terminated, never truncated."""
-    env = make_env(num_robots=2, num_chickens=3, episode_steps=4)
+@pytest.mark.parametrize("horizon", HORIZONS)
+def test_the_horizon_ends_every_agent_that_observed(horizon: str) -> None:
+    """Truncated (a time limit) or terminated (the task's end), as the config says; the
+    other flag never."""
+    env = make_env(num_robots=2, num_chickens=3, episode_steps=4, horizon=horizon)
     decide(env, 0, 1)  # step 1
     gained = compat(env, 0, 0)
     env.step({"robot_1_low": one_move_from(env, 0, 0), "robot_2_low": far_from(env, 1, 1)})
@@ -357,8 +359,11 @@ def test_the_horizon_terminates_every_agent_that_observed() -> None:
         "robot_2_high": 0.0,
         "robot_2_low": -0.001,
     }
-    assert truncateds == {"__all__": False}
-    assert terminateds == {**dict.fromkeys(env.possible_agents, True), "__all__": True}
+    ended, clear = (
+        (terminateds, truncateds) if horizon == "terminated" else (truncateds, terminateds)
+    )
+    assert clear == {"__all__": False}
+    assert ended == {**dict.fromkeys(env.possible_agents, True), "__all__": True}
     assert obs["robot_1_high"]["time_left"] == pytest.approx([0.0])
     assert infos["robot_1_high"] == {"caught_compatibility": pytest.approx(gained), "catches": 1}
     assert infos["robot_2_high"] == {"caught_compatibility": 0.0, "catches": 0}

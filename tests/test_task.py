@@ -284,3 +284,32 @@ def test_check_is_a_command(cli) -> None:
     done = cli("check", "--task", "broken_tasks:TAXIS")
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
     assert "RLlib's env checker refuses a first step" in done.stderr
+
+
+def test_the_tasks_training_settings_fill_what_neither_flags_nor_the_file_set(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import hmarl.training
+    from hmarl.cli import main
+
+    class RayStarted(Exception):
+        pass
+
+    def no_ray(cfg: Any) -> None:
+        raise RayStarted(cfg)
+
+    monkeypatch.setattr(hmarl.training, "_start_ray", no_ray)
+    (tmp_path / "tuned_corridor.py").write_text(
+        "import dataclasses\n"
+        "from tiny_task import TASK as CORRIDOR\n"
+        "TASK = dataclasses.replace(CORRIDOR, training="
+        "{'lr': 3e-4, 'entropy_coeff': 0.03, 'checkpoint_every': 7})\n"
+    )
+    (tmp_path / "mine.toml").write_text("entropy_coeff = 0.01\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["train", "--task", "tuned_corridor:TASK", "--config", str(tmp_path / "mine.toml")]
+    with pytest.raises(RayStarted) as started:
+        main([*args, "--checkpoint-every", "3", "--stop-iters", "1", "--out", str(tmp_path / "r")])
+    cfg = started.value.args[0]
+    assert (cfg.lr, cfg.entropy_coeff, cfg.checkpoint_every) == (3e-4, 0.01, 3)
+    assert "the task's training settings: lr 0.0003\n" in capsys.readouterr().out

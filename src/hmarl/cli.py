@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 import time
-import tomllib
 import typing
 import warnings
 from collections.abc import Sequence
@@ -418,7 +417,14 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
     from hmarl.faults import TrainingStopped
     from hmarl.registry import DEFAULT_TASK
     from hmarl.report import TrainingProgress, console
-    from hmarl.training import TrainConfig, describe_stop, plan, train, with_task_training
+    from hmarl.training import (
+        TrainConfig,
+        describe_stop,
+        plan,
+        read_toml,
+        train,
+        with_task_training,
+    )
 
     settings = {
         "task": args.task,
@@ -444,12 +450,10 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
     }
     given = {k: v for k, v in settings.items() if v is not None}
     try:
-        cfg = TrainConfig.from_toml(args.config, **given) if args.config else TrainConfig(**given)
+        in_file = read_toml(args.config) if args.config else {}
+        cfg = TrainConfig.from_settings(in_file, given, source=args.config)
         task = load_task(cfg.task or _resumed_task(cfg) or DEFAULT_TASK)
-        told = set(given) | (
-            set(tomllib.loads(Path(args.config).read_text())) if args.config else set()
-        )
-        cfg, own = with_task_training(cfg, task, told)
+        cfg, own = with_task_training(cfg, task, told=set(given) | set(in_file))
         if flags:
             cfg.env = {
                 **cfg.env,

@@ -185,33 +185,54 @@ class TrainConfig:
         ``overrides`` (the command line's) win; an ``env`` override is merged into
         the file's table key by key.
         """
-        path = Path(path)
-        if path.is_dir():
-            raise ValueError(f"config file {path} is a folder, not a TOML file")
+        return cls.from_settings(read_toml(path), overrides, source=path)
+
+    @classmethod
+    def from_settings(
+        cls, values: dict[str, Any], overrides: dict[str, Any], source: Path | None = None
+    ) -> TrainConfig:
+        """The config of ``values`` (as :func:`read_toml` gives them) under ``overrides``,
+        whose ``env`` is merged into ``values``' key by key; errors name ``source``."""
+        env = {**values.get("env", {}), **overrides.get("env", {})}
+        rest = {k: v for k, v in values.items() if k != "env"}
+        rest.update({k: v for k, v in overrides.items() if k != "env"})
         try:
-            values = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"config file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise ValueError(f"config file {path} cannot be read: {err}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"config file {path} is not valid TOML: {err}") from None
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            tables = [k for k in unknown if isinstance(values[k], dict)]
-            hint = " (the task's env settings go in an [env] table)" if tables else ""
-            raise ValueError(
-                f"config file {path}: unknown setting(s) {', '.join(unknown)}{hint}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        if not isinstance(values.get("env", {}), dict):
-            raise ValueError(f"config file {path}: env must be a table ([env])")
-        env = {**values.pop("env", {}), **overrides.pop("env", {})}
-        try:
-            return cls(env=env, **{**values, **overrides})
+            return cls(env=env, **rest)
         except ValueError as err:
-            raise ValueError(f"config file {path}: {err}") from None
+            if source is None:
+                raise
+            raise ValueError(f"config file {source}: {err}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The training settings in a TOML file (:meth:`TrainConfig.from_toml`), checked to be
+    :class:`TrainConfig`'s fields, the task's env settings in an ``[env]`` table.
+
+    Raises ValueError naming the file and the problem.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a folder, not a TOML file")
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"config file {path} cannot be read: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"config file {path} is not valid TOML: {err}") from None
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        tables = [k for k in unknown if isinstance(values[k], dict)]
+        hint = " (the task's env settings go in an [env] table)" if tables else ""
+        raise ValueError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}{hint}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    if not isinstance(values.get("env", {}), dict):
+        raise ValueError(f"config file {path}: env must be a table ([env])")
+    return values
 
 
 def _require(ok: bool, name: str, rule: str, value: Any) -> None:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from hmarl.tasks.chicken_yard.simulation import EnvConfig
+from hmarl.tasks.packaged.package import is_registered
 from hmarl.tasks.packaged.variants import Hierarchy, check_hierarchy
 
 DEFAULT_ENV_ID = "Foraging-8x8-2p-2f-coop-v3"
@@ -47,12 +48,7 @@ def register_variant(env_id: str) -> None:
     import gymnasium as gym
     import lbforaging  # noqa: F401  (registers the package's ids)
 
-    if not isinstance(env_id, str):
-        raise ValueError(f"env_id must be a string, got {env_id!r}")
-    if env_id in gym.registry:
-        entry = gym.registry[env_id].entry_point
-        if entry != "lbforaging.foraging:ForagingEnv":
-            raise ValueError(f"env_id {env_id!r} is not an LBF env (its entry point is {entry})")
+    if is_registered(env_id, "lbforaging.foraging:ForagingEnv"):
         return
     match = _ID.match(env_id)
     if match is None:

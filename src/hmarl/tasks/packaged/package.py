@@ -1,4 +1,5 @@
-"""A package's env by its registered id: made as the package makes it, checked, unwrapped."""
+"""A package's env by its registered id: found or registered, made as the package makes it,
+checked, unwrapped."""
 
 from __future__ import annotations
 
@@ -30,3 +31,20 @@ def make_package_env(env_id: str, kind: type[gym.Env]) -> gym.Env:
     if not isinstance(env, kind):
         raise ValueError(f"env_id {env_id!r} makes a {type(env).__name__}, not a {kind.__name__}")
     return env
+
+
+def is_registered(env_id: object, entry_point: str) -> bool:
+    """Whether ``env_id`` is registered with Gymnasium as an env of ``entry_point``.
+
+    Raises ``ValueError`` naming the id when it is not a string, or is registered as
+    another package's env; False means the task may register it.
+    """
+    if not isinstance(env_id, str):
+        raise ValueError(f"env_id must be a string, got {env_id!r}")
+    if env_id not in gym.registry:
+        return False
+    entry = gym.registry[env_id].entry_point
+    if entry != entry_point:
+        package = entry_point.split(".")[0]
+        raise ValueError(f"env_id {env_id!r} is not a {package} env (its entry point is {entry})")
+    return True

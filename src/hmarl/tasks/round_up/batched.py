@@ -33,7 +33,7 @@ from hmarl.tasks.chicken_yard.simulation import (
     squared_distances,
 )
 from hmarl.tasks.round_up.agents import Spaces, high_agent, low_agent
-from hmarl.tasks.round_up.simulation import RoundUpConfig, new_chickens, respawn_draws
+from hmarl.tasks.round_up.simulation import Horizon, RoundUpConfig, new_chickens, respawn_draws
 
 DRAWN_AHEAD = 16
 """New chickens each yard draws ahead (at least one per robot): a refill, a loop over
@@ -46,15 +46,17 @@ class RoundUpStep:
     def __init__(
         self,
         rewards: dict[str, np.ndarray],
-        terminated: dict[str, np.ndarray],
+        ended: dict[str, np.ndarray],
+        horizon: Horizon,
         infos: dict[str, dict[str, np.ndarray]],
         over: np.ndarray,
     ) -> None:
         self.rewards = rewards
-        self.terminated = terminated
-        # The horizon is the round-up's only end, and part of the task (its clock is
-        # observed): nothing is cut off from outside.
-        self.truncated = {group: np.zeros_like(flags) for group, flags in terminated.items()}
+        # The horizon is the round-up's only end: ``ended`` are the agents it ends,
+        # terminated or truncated as the config says; the other flags stay clear.
+        clear = {group: np.zeros_like(flags) for group, flags in ended.items()}
+        self.terminated = ended if horizon == "terminated" else clear
+        self.truncated = ended if horizon == "truncated" else clear
         self.infos = infos
         self.over = over
 
@@ -277,10 +279,11 @@ class BatchedRoundUp:
         catches = np.where(self.catches > 0, self.catches, np.nan)
         return RoundUpStep(
             rewards={"high": cfg.high_rewards(high_rewards), "low": low_rewards},
-            terminated={
+            ended={
                 "high": np.broadcast_to(ending[:, None], caught.shape).copy(),
                 "low": ending[:, None] & self.low_seen,
             },
+            horizon=cfg.horizon,
             infos={
                 "high": {
                     "caught_compatibility": self.caught_compatibility.copy(),

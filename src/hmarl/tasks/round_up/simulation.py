@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -29,6 +30,10 @@ from hmarl.tasks.chicken_yard.simulation import (
     compatibility,
     personalities,
 )
+
+Horizon = Literal["terminated", "truncated"]
+HORIZONS = ("terminated", "truncated")
+"""The values of :attr:`RoundUpConfig.horizon`."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,11 @@ class RoundUpConfig(EnvConfig):
     arrival_reward: float = 1.0
     """Low-level reward for catching the chosen chicken."""
     episode_steps: int = 500
-    """Environment steps per episode; then the episode is cut off (no penalty)."""
+    """Environment steps per episode; then the episode ends (no penalty)."""
+    horizon: Horizon = "terminated"
+    """What the end of an episode is: "terminated", the task's own end (nothing lies
+    beyond it; both levels observe the clock), or "truncated", a time limit outside the
+    task (the last decisions' values bootstrap past it)."""
     personality_low: float = -1.0
     """Personality entries are uniform in [this, 1) before normalising; at -1 a catch can cost."""
     replan_every: int = 0
@@ -67,6 +76,10 @@ class RoundUpConfig(EnvConfig):
         rewards = ("step_reward", "arrival_reward", "team_reward")
         check_numbers(self, ("move_amount", "closeness_threshold", *rewards, "personality_low"))
         check_yard_rules(self)
+        if self.horizon not in HORIZONS:
+            raise ValueError(
+                f"RoundUpConfig.horizon must be one of {', '.join(HORIZONS)}, got {self.horizon!r}"
+            )
         if not 0 <= self.team_reward <= 1:
             raise ValueError(
                 f"RoundUpConfig.team_reward must be in [0, 1] (a share), got {self.team_reward}"

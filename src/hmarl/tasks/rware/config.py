@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from hmarl.tasks.chicken_yard.simulation import EnvConfig
+from hmarl.tasks.packaged.package import is_registered
 from hmarl.tasks.packaged.variants import Hierarchy, check_hierarchy
 
 DEFAULT_ENV_ID = "rware-tiny-2ag-v2"
@@ -63,12 +64,7 @@ def register_variant(env_id: str) -> None:
     import gymnasium as gym
     from rware.warehouse import RewardType  # importing rware registers its ids
 
-    if not isinstance(env_id, str):
-        raise ValueError(f"env_id must be a string, got {env_id!r}")
-    if env_id in gym.registry:
-        entry = gym.registry[env_id].entry_point
-        if entry != "rware.warehouse:Warehouse":
-            raise ValueError(f"env_id {env_id!r} is not an RWARE env (its entry point is {entry})")
+    if is_registered(env_id, "rware.warehouse:Warehouse"):
         return
     named, custom = _NAMED.match(env_id), _CUSTOM.match(env_id)
     match = named or custom
