@@ -35,24 +35,12 @@ def benchmark_run(request, tmp_path_factory: pytest.TempPathFactory, hmarl) -> t
     task, env_id, flags = VARIANTS[request.param]
     home = tmp_path_factory.mktemp(request.param)
     (home / "tiny.toml").write_text(TINY)
-    done = hmarl(
-        "train",
-        "--task",
-        task,
-        "--env-id",
-        env_id,
-        *flags,
-        "--config",
-        str(home / "tiny.toml"),
-        "--stop-iters",
-        "1",
-        "--no-tune",
-        "--no-evaluate",
-        "--out",
-        str(home / "run"),
-    )
+    run = home / "run"
+    settings = ["--task", task, "--env-id", env_id, *flags, "--config", str(home / "tiny.toml")]
+    once = ["--stop-iters", "1", "--no-tune", "--no-evaluate"]  # one iteration, no more
+    done = hmarl("train", *settings, *once, "--out", str(run))
     assert done.returncode == 0, done.stderr[-3000:]
-    return request.param, home / "run"
+    return request.param, run
 
 
 def test_every_tool_works_on_the_run(benchmark_run: tuple[str, Path], cli, tmp_path) -> None:
