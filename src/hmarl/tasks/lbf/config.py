@@ -48,7 +48,7 @@ def register_variant(env_id: str) -> None:
     import gymnasium as gym
     import lbforaging  # noqa: F401  (registers the package's ids)
 
-    if is_registered(env_id, "lbforaging.foraging:ForagingEnv"):
+    if is_registered(env_id, "lbforaging.foraging:ForagingEnv", "an LBF env"):
         return
     match = _ID.match(env_id)
     if match is None:

@@ -33,11 +33,12 @@ def make_package_env(env_id: str, kind: type[gym.Env]) -> gym.Env:
     return env
 
 
-def is_registered(env_id: object, entry_point: str) -> bool:
+def is_registered(env_id: object, entry_point: str, kind: str) -> bool:
     """Whether ``env_id`` is registered with Gymnasium as an env of ``entry_point``.
 
     Raises ``ValueError`` naming the id when it is not a string, or is registered as
-    another package's env; False means the task may register it.
+    another package's env (not ``kind``, say "an LBF env"); False means the task may
+    register it.
     """
     if not isinstance(env_id, str):
         raise ValueError(f"env_id must be a string, got {env_id!r}")
@@ -45,6 +46,5 @@ def is_registered(env_id: object, entry_point: str) -> bool:
         return False
     entry = gym.registry[env_id].entry_point
     if entry != entry_point:
-        package = entry_point.split(".")[0]
-        raise ValueError(f"env_id {env_id!r} is not a {package} env (its entry point is {entry})")
+        raise ValueError(f"env_id {env_id!r} is not {kind} (its entry point is {entry})")
     return True

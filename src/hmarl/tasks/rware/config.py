@@ -64,7 +64,7 @@ def register_variant(env_id: str) -> None:
     import gymnasium as gym
     from rware.warehouse import RewardType  # importing rware registers its ids
 
-    if is_registered(env_id, "rware.warehouse:Warehouse"):
+    if is_registered(env_id, "rware.warehouse:Warehouse", "an RWARE env"):
         return
     named, custom = _NAMED.match(env_id), _CUSTOM.match(env_id)
     match = named or custom
