@@ -17,14 +17,14 @@ level.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from hmarl.goals import HIGH, LOW, Goals, hierarchical
 from hmarl.task import Metric, Task
 from hmarl.tasks.packaged.agents import SHARED_POLICY
 
 Hierarchy = Literal["flat", "goals"]
-HIERARCHIES = ("flat", "goals")
+HIERARCHIES: tuple[Hierarchy, ...] = get_args(Hierarchy)
 HIGH_POLICY, LOW_POLICY = SHARED_POLICY + HIGH, SHARED_POLICY + LOW
 """The policies of the ``goals`` variant."""
 

@@ -33,7 +33,7 @@ from hmarl.tasks.chicken_yard.simulation import (
     squared_distances,
 )
 from hmarl.tasks.round_up.agents import Spaces, high_agent, low_agent
-from hmarl.tasks.round_up.simulation import Horizon, RoundUpConfig, new_chickens, respawn_draws
+from hmarl.tasks.round_up.simulation import RoundUpConfig, new_chickens, respawn_draws
 
 DRAWN_AHEAD = 16
 """New chickens each yard draws ahead (at least one per robot): a refill, a loop over
@@ -47,7 +47,7 @@ class RoundUpStep:
         self,
         rewards: dict[str, np.ndarray],
         ended: dict[str, np.ndarray],
-        horizon: Horizon,
+        config: RoundUpConfig,
         infos: dict[str, dict[str, np.ndarray]],
         over: np.ndarray,
     ) -> None:
@@ -55,8 +55,7 @@ class RoundUpStep:
         # The horizon is the round-up's only end: ``ended`` are the agents it ends,
         # terminated or truncated as the config says; the other flags stay clear.
         clear = {group: np.zeros_like(flags) for group, flags in ended.items()}
-        self.terminated = ended if horizon == "terminated" else clear
-        self.truncated = ended if horizon == "truncated" else clear
+        self.terminated, self.truncated = config.end_flags(ended, clear)
         self.infos = infos
         self.over = over
 
@@ -283,7 +282,7 @@ class BatchedRoundUp:
                 "high": np.broadcast_to(ending[:, None], caught.shape).copy(),
                 "low": ending[:, None] & self.low_seen,
             },
-            horizon=cfg.horizon,
+            config=cfg,
             infos={
                 "high": {
                     "caught_compatibility": self.caught_compatibility.copy(),

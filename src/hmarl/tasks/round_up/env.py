@@ -336,9 +336,8 @@ class RoundUpEnv(MultiAgentEnv):
             for agent, reward in rewards.items():
                 self.returns[agent] += reward
         # The horizon ends the episode as the config says; the other flags stay clear.
-        if cfg.horizon == "terminated":
-            return obs, rewards, ends, {"__all__": False}, infos
-        return obs, rewards, {"__all__": False}, ends, infos
+        terminateds, truncateds = cfg.end_flags(ends, {"__all__": False})
+        return obs, rewards, terminateds, truncateds, infos
 
     def _end(self, rewards: AgentDict) -> tuple[AgentDict, AgentDict, AgentDict, AgentDict]:
         """The horizon: every agent that has observed gets a final observation, a reward

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 
@@ -32,8 +32,9 @@ from hmarl.tasks.chicken_yard.simulation import (
 )
 
 Horizon = Literal["terminated", "truncated"]
-HORIZONS = ("terminated", "truncated")
+HORIZONS: tuple[Horizon, ...] = get_args(Horizon)
 """The values of :attr:`RoundUpConfig.horizon`."""
+Flags = TypeVar("Flags")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,11 @@ class RoundUpConfig(EnvConfig):
             raise ValueError(
                 f"RoundUpConfig.team_reward must be in [0, 1] (a share), got {self.team_reward}"
             )
+
+    def end_flags(self, ended: Flags, clear: Flags) -> tuple[Flags, Flags]:
+        """(terminated, truncated) at the horizon: ``ended`` (the agents it ends) where
+        :attr:`horizon` puts them, ``clear`` in the other."""
+        return (ended, clear) if self.horizon == "terminated" else (clear, ended)
 
     def high_rewards(self, own: np.ndarray) -> np.ndarray:
         """High-level rewards (..., R) of one step from each robot's own catch (..., R)."""
