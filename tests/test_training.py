@@ -16,6 +16,7 @@ import torch
 from hmarl.algorithm import HierarchicalPPO
 from hmarl.checkpoints import MARKER, find_checkpoints, read_marker
 from hmarl.runs import RunRecord, load_trained
+from hmarl.tasks.chicken_yard.task import TASK as YARD
 from hmarl.training import TrainConfig, build_config, plan
 
 HIGH, LOW = "high_level_policy", "low_level_policy"
@@ -136,6 +137,36 @@ def test_one_iteration_with_the_task_modules(local_ray, tmp_path: Path) -> None:
         assert -1.0 <= returns[HIGH] <= 1.0
     finally:
         algo.stop()
+
+
+def test_annealing_scales_every_learning_rate_the_optimizers_use(local_ray, tmp_path) -> None:
+    # stop_iters=2: iteration 1 updates at the full rate, iteration 2 at half of it.
+    algo = build(tmp_path, schedule_threshold=0.0, anneal_lr=True, stop_iters=2)
+    configured = {m: YARD.ppo[m]["lr"] for m in (HIGH, LOW)}  # the yard's own, per policy
+    try:
+        for factor in (1.0, 0.5):
+            result = algo.train()
+            for module in (HIGH, LOW):
+                logged = result["learners"][module]["default_optimizer_learning_rate"]
+                assert logged == pytest.approx(configured[module] * factor)
+        # What the optimizers step with now, not only what was logged.
+        optimizers = algo.learner_group._learner._named_optimizers.values()
+        used = [group["lr"] for optimizer in optimizers for group in optimizer.param_groups]
+        assert used == pytest.approx([configured[HIGH] / 2] * len(used))  # both are 2e-3
+    finally:
+        algo.stop()
+
+
+def test_annealing_follows_the_nearest_stop() -> None:
+    from hmarl.algorithm import LrAnnealing
+
+    assert LrAnnealing().scale(now=5.0, env_steps=10**9, iteration=10**6) == 1.0
+    by_time = LrAnnealing(start=100.0, end=200.0)
+    assert by_time.scale(now=125.0, env_steps=0, iteration=0) == pytest.approx(0.75)
+    assert by_time.scale(now=250.0, env_steps=0, iteration=0) == 0.0  # never negative
+    mixed = LrAnnealing(start=100.0, end=200.0, env_steps=1000, iterations=10)
+    assert mixed.scale(now=110.0, env_steps=600, iteration=3) == pytest.approx(0.4)
+    assert mixed.scale(now=110.0, env_steps=100, iteration=7) == pytest.approx(0.3)
 
 
 def test_the_held_policy_keeps_its_policy_but_its_value_learns(local_ray, tmp_path) -> None:

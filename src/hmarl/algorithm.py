@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,36 @@ from hmarl.learner import HierarchicalPPOLearner
 from hmarl.metrics import count_key, metric_key
 from hmarl.task import DISCOUNTING, Schedule, Task
 from hmarl.task_env import EnvFault
+
+
+@dataclass(frozen=True)
+class LrAnnealing:
+    """Every learning rate falls linearly towards zero as the run nears its stop.
+
+    CleanRL's ``--anneal-lr``, for the stops hmarl knows: whichever of the time
+    budget, the env steps and the iterations is nearest sets the progress. The scale
+    is recomputed at every iteration from the clock and RLlib's counters, so a
+    resumed run (whose budget clock counts the time used before) continues the same
+    line, and nothing needs saving.
+    """
+
+    start: float | None = None
+    """When the time budget began (``time.time()``, as if used without a break)."""
+    end: float | None = None
+    """When training must stop to leave time for the wrap-up (``time.time()``)."""
+    env_steps: int | None = None
+    iterations: int | None = None
+
+    def scale(self, now: float, env_steps: int, iteration: int) -> float:
+        """1 at the start, falling linearly to 0 at the nearest stop."""
+        progress = 0.0
+        if self.start is not None and self.end is not None and self.end > self.start:
+            progress = (now - self.start) / (self.end - self.start)
+        if self.env_steps:
+            progress = max(progress, env_steps / self.env_steps)
+        if self.iterations:
+            progress = max(progress, iteration / self.iterations)
+        return min(1.0, max(0.0, 1.0 - progress))
 
 
 class HierarchicalPPOConfig(PPOConfig):
@@ -73,6 +104,8 @@ class HierarchicalPPOConfig(PPOConfig):
         """When the run's time budget began (``time.time()``, as if used without a
         break): each checkpoint's marker records the seconds used since, so that a
         resumed run gets the rest of its budget."""
+        self.lr_annealing: LrAnnealing | None = None
+        """When set, every learning rate falls linearly to zero by the run's stop."""
         self.torch_threads = 1
         """Threads torch may use per process. hmarl's networks are small: handing each
         operation to a second thread costs more than it saves (1 ms against 21 ms for
@@ -91,6 +124,7 @@ class HierarchicalPPOConfig(PPOConfig):
         central_policies: tuple[str, ...] = (),
         run_folder: str | None = None,
         budget_clock: float | None = None,
+        lr_annealing: LrAnnealing | None = None,
     ) -> HierarchicalPPOConfig:
         self.schedule = schedule
         self.schedule_timeout = schedule_timeout
@@ -103,6 +137,7 @@ class HierarchicalPPOConfig(PPOConfig):
         self.central_policies = tuple(central_policies)
         self.run_folder = run_folder
         self.budget_clock = budget_clock
+        self.lr_annealing = lr_annealing
         if sampler is not None:
             if sampler not in ("batched", "rllib"):
                 raise ValueError(f"sampler must be 'batched' or 'rllib', got {sampler!r}")
@@ -149,6 +184,10 @@ class HierarchicalPPO(PPO):
         # Every iteration, so a learner that was recreated (or restored) holds the same.
         held = self.held
         self.learner_group.foreach_learner(lambda learner, _held=held: learner.set_held(_held))
+        annealing = self.config.lr_annealing
+        if annealing is not None:
+            scale = annealing.scale(time.time(), self._env_steps_sampled(), self.iteration)
+            self.learner_group.foreach_learner(lambda learner, _s=scale: learner.set_lr_scale(_s))
         if self.config.sampler != "batched":
             return super().training_step()
         return self._batched_training_step()
@@ -255,9 +294,7 @@ class HierarchicalPPO(PPO):
         write_marker(
             checkpoint_dir,
             self.iteration,
-            env_steps=int(
-                self.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"), default=0)
-            ),
+            env_steps=self._env_steps_sampled(),
             schedule_open=self.schedule_open,
             **self._budget_used(),
         )
@@ -295,14 +332,16 @@ class HierarchicalPPO(PPO):
         The salt is the env steps sampled so far and the count of runners restored:
         it differs each time, yet a run resumed twice from one checkpoint gets the same.
         """
-        salt = (
-            int(self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)),
-            int(self._counters["total_num_restored_workers"]),
-        )
+        salt = (self._env_steps_sampled(), int(self._counters["total_num_restored_workers"]))
         self.env_runner_group.foreach_env_runner(
             lambda runner, _salt=salt: runner.reseed(*_salt),
             remote_worker_ids=remote_worker_ids,
             local_env_runner=remote_worker_ids is None,
+        )
+
+    def _env_steps_sampled(self) -> int:
+        return int(
+            self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
         )
 
     @override(PPO)

@@ -447,6 +447,7 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         "schedule_timeout": args.schedule_timeout,
         "discounting": args.discounting,
         "sampler": args.sampler,
+        "anneal_lr": args.anneal_lr,
     }
     given = {k: v for k, v in settings.items() if v is not None}
     try:
@@ -783,6 +784,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         choices=("auto", "batched", "rllib"),
         help="batched: hmarl's sampler on the task's batched env; rllib: RLlib's env runner; "
         "auto (default): batched when the task has a batched env",
+    )
+    p.add_argument(
+        "--anneal-lr",
+        action=argparse.BooleanOptionalAction,
+        help="every learning rate falls linearly to zero by the run's stop (default: the "
+        "task's, else no)",
     )
     p.set_defaults(func=cmd_train)
 

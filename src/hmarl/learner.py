@@ -26,6 +26,15 @@ decisions (:mod:`hmarl.sequences`): its minibatches are whole sequences, as many
 rows (RLlib's PPO loss masks with ``Columns.LOSS_MASK``, false on padding and bootstrap
 rows).
 
+**Annealing.** :meth:`HierarchicalPPOLearner.set_lr_scale` multiplies every
+optimizer's learning rate (the configured value, or RLlib's schedule's) by a factor
+the algorithm sets each iteration (see :class:`hmarl.algorithm.LrAnnealing`). RLlib
+2.60 sets an optimizer's rate only through ``_set_optimizer_lr`` (at build, and after
+every update from its ``Scheduler``, even a fixed one, in
+``Learner.after_gradient_based_update``), always called on the learner: overriding it
+scales every rate RLlib sets, and the logged ``default_optimizer_learning_rate`` is
+the scaled one.
+
 **Visible learning.** Besides RLlib's per-module entropy, KL, value loss and
 explained variance, the learner logs the *clip fraction*: the share of samples
 whose probability ratio left PPO's clip range.
@@ -136,8 +145,20 @@ class HierarchicalPPOLearner(PPOTorchLearner):
         """Modules whose policy the schedule holds back (their value function trains)."""
         self._minibatch_rng = np.random.default_rng(self.config.seed)
 
+    lr_scale: float = 1.0
+    """The factor on every learning rate (see the module docstring)."""
+
     def set_held(self, modules: frozenset[str]) -> None:
         self.held = frozenset(modules)
+
+    def set_lr_scale(self, scale: float) -> None:
+        self.lr_scale = scale
+        for optimizer, schedule in self._optimizer_lr_schedules.items():
+            self._set_optimizer_lr(optimizer, lr=float(schedule.get_current_value()))
+
+    def _set_optimizer_lr(self, optimizer: torch.optim.Optimizer, lr: float) -> None:
+        # RLlib's is a static method, always called on the learner (checked in 2.60).
+        PPOTorchLearner._set_optimizer_lr(optimizer, lr * self.lr_scale)
 
     @override(PPOTorchLearner)
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

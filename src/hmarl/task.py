@@ -134,6 +134,7 @@ TRAINING_SETTINGS = frozenset(
         "gamma",
         "lambda_",
         "entropy_coeff",
+        "anneal_lr",
         "vf_clip_param",
         "num_envs_per_env_runner",
         "checkpoint_every",

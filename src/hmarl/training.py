@@ -96,6 +96,11 @@ class TrainConfig:
     """GAE lambda."""
     entropy_coeff: float = 0.003
     """Entropy bonus."""
+    anneal_lr: bool = False
+    """Every learning rate falls linearly to zero as the run nears its stop (its time
+    budget, env steps or iterations, whichever is nearest), as CleanRL's
+    ``--anneal-lr``: the last updates refine the policy instead of jolting it with no
+    time left to recover."""
     vf_clip_param: float = 10.0
     """RLlib's clamp on each row's squared value error (its default): the value's gradient
     is zero wherever the error exceeds its square root. Raise it for returns of tens."""
@@ -529,17 +534,18 @@ class PolicyMapping:
         return self.task.policy_of(agent_id)
 
 
-def build_config(p: Plan, budget_clock: float | None = None) -> Any:
+def build_config(p: Plan, budget_clock: float | None = None, reserve: float = 0.0) -> Any:
     """The whole RLlib setup, in RLlib's order.
 
     ``budget_clock`` (a ``time.time()``) is when the run's time budget began, as if
     used without a break: checkpoints record the seconds used since (see :func:`train`).
+    ``reserve`` is the seconds of the budget kept for after training (see :class:`Deadline`).
     """
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.tune.registry import register_env
 
-    from hmarl.algorithm import HierarchicalPPOConfig
+    from hmarl.algorithm import HierarchicalPPOConfig, LrAnnealing
     from hmarl.metrics import EpisodeMetrics, metric_windows
     from hmarl.task_env import TaskEnv
 
@@ -603,6 +609,16 @@ def build_config(p: Plan, budget_clock: float | None = None) -> Any:
             central_policies=central,
             run_folder=str(p.out.resolve()),
             budget_clock=budget_clock,
+            lr_annealing=None
+            if not cfg.anneal_lr
+            else LrAnnealing(
+                start=budget_clock,
+                end=None
+                if budget_clock is None or cfg.time_budget is None
+                else budget_clock + cfg.time_budget - reserve - Deadline.WRAP_UP_SECONDS,
+                env_steps=cfg.stop_timesteps,
+                iterations=cfg.stop_iters,
+            ),
         )
     )
     if flat_policies and sampler == "rllib":
@@ -849,7 +865,7 @@ def train(
                     from hmarl.tuning import train_with_tune as run
                 else:
                     run = _train_directly
-                config = build_config(p, budget_clock)
+                config = build_config(p, budget_clock, reserve)
                 return run(config, p, deadline, on_result or (lambda r: None))
             finally:
                 ray.shutdown()
