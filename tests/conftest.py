@@ -6,13 +6,17 @@ RLlib tests stay small (a few iterations); how well training learns is shown by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from filelock import FileLock
 
 # Small enough for seconds per iteration on two cores.
 TINY_TRAINING = """
@@ -74,10 +78,42 @@ def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def built_once(name: str, worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A context for building the folder ``name`` once for all pytest-xdist workers.
+
+    ``with built_once(...) as (folder, build):`` gives the folder and whether this
+    worker must build it; the others wait until it is built, then share it (the
+    recipe of pytest-xdist's docs: a file lock in the temp folder the workers share).
+    Without xdist, every session builds its own.
+    """
+    if worker_id == "master":
+        return contextlib.nullcontext((tmp_path_factory.mktemp(name), True))
+    shared = tmp_path_factory.getbasetemp().parent  # every worker's temp folder is in it
+
+    @contextlib.contextmanager
+    def locked() -> Iterator[tuple[Path, bool]]:
+        done = shared / f"{name}.built"
+        with FileLock(str(shared / f"{name}.lock")):
+            (shared / name).mkdir(exist_ok=True)
+            yield shared / name, not done.exists()
+            done.touch()  # only reached when the build did not raise
+
+    return locked()
+
+
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path) -> Path:
+def trained_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_config: Path, worker_id: str
+) -> Path:
     """A run folder from two tiny training iterations through Tune (the default path)."""
-    out = tmp_path_factory.mktemp("runs") / "tiny"
+    with built_once("trained_run", worker_id, tmp_path_factory) as (folder, build):
+        out = folder / "tiny"
+        if build:
+            _train_tiny(out, tiny_config)
+    return out
+
+
+def _train_tiny(out: Path, tiny_config: Path) -> None:
     done = run_hmarl(
         "train",
         "--config",
@@ -89,7 +125,6 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path) -> 
         "--no-evaluate",
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -100,14 +135,20 @@ def trained_checkpoint(trained_run: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def corridor_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def corridor_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A user's folder: ``my_corridor.py`` naming the tiny task, and ``runs/corridor`` in it.
 
     Trained as a user would: ``--task my_corridor:TASK`` from the working directory,
     through Tune, with a time budget (which the two iterations end well before) and
     the closing evaluation; what the command printed is in ``train.out``.
     """
-    home = tmp_path_factory.mktemp("user")
+    with built_once("corridor_run", worker_id, tmp_path_factory) as (home, build):
+        if build:
+            _train_corridor(home)
+    return home
+
+
+def _train_corridor(home: Path) -> None:
     (home / "my_corridor.py").write_text("from tiny_task import TASK  # the user's own task\n")
     (home / "small.toml").write_text(CORRIDOR_TRAINING)
     done = run_hmarl(
@@ -127,7 +168,6 @@ def corridor_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, done.stderr[-3000:]
     (home / "train.out").write_text(done.stdout)
     assert "random" in done.stdout and "return planner" in done.stdout  # the closing table
-    return home
 
 
 @pytest.fixture(scope="session")

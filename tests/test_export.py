@@ -22,6 +22,7 @@ import safetensors.torch
 import torch
 from tiny_task import TASK as CORRIDOR
 
+from conftest import built_once
 from hmarl.checkpoints import CheckpointError
 from hmarl.evaluation import compare, episode_seeds, stack
 from hmarl.export import DESCRIPTION_FILE, export, load_export, random_observations
@@ -44,24 +45,27 @@ def exported(trained_run: Path, tmp_path_factory: pytest.TempPathFactory, hmarl)
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory, tiny_config: Path, hmarl) -> Path:
+def default_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_config: Path, hmarl, worker_id: str
+) -> Path:
     """One tiny iteration of the yard with RLlib's default modules, exported with ONNX."""
-    home = tmp_path_factory.mktemp("default")
-    done = hmarl(
-        "train",
-        "--config",
-        str(tiny_config),
-        "--modules",
-        "default",
-        "--stop-iters",
-        "1",
-        "--no-tune",
-        "--no-evaluate",
-        "--out",
-        str(home / "run"),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    export(home / "run", home / "export", ["safetensors,onnx"])
+    with built_once("default_run", worker_id, tmp_path_factory) as (home, build):
+        if build:
+            done = hmarl(
+                "train",
+                "--config",
+                str(tiny_config),
+                "--modules",
+                "default",
+                "--stop-iters",
+                "1",
+                "--no-tune",
+                "--no-evaluate",
+                "--out",
+                str(home / "run"),
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            export(home / "run", home / "export", ["safetensors,onnx"])
     return home
 
 

@@ -12,6 +12,8 @@ import onnxruntime
 import pytest
 from door_task import DOORS
 
+from conftest import built_once
+
 DOOR_TRAINING = """
 train_batch_size = 200
 minibatch_size = 100
@@ -22,26 +24,27 @@ checkpoint_every = 1
 
 
 @pytest.fixture(scope="module")
-def door_run(tmp_path_factory: pytest.TempPathFactory, hmarl) -> Path:
-    home = tmp_path_factory.mktemp("doors")
-    (home / "doors.toml").write_text(DOOR_TRAINING)
-    done = hmarl(
-        "train",
-        "--task",
-        "door_task:TASK",
-        "--critic",
-        "central",
-        "--sampler",
-        "rllib",
-        "--config",
-        str(home / "doors.toml"),
-        "--stop-iters",
-        "2",
-        "--out",
-        str(home / "run"),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "random" in done.stdout and "trained" in done.stdout  # the closing evaluation
+def door_run(tmp_path_factory: pytest.TempPathFactory, hmarl, worker_id: str) -> Path:
+    with built_once("door_run", worker_id, tmp_path_factory) as (home, build):
+        if build:
+            (home / "doors.toml").write_text(DOOR_TRAINING)
+            done = hmarl(
+                "train",
+                "--task",
+                "door_task:TASK",
+                "--critic",
+                "central",
+                "--sampler",
+                "rllib",
+                "--config",
+                str(home / "doors.toml"),
+                "--stop-iters",
+                "2",
+                "--out",
+                str(home / "run"),
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert "random" in done.stdout and "trained" in done.stdout  # the closing evaluation
     return home / "run"
 
 
