@@ -16,7 +16,7 @@ from typing import Any
 from hmarl.goals import Goals
 from hmarl.task import Policy, PolicyContext, Task
 from hmarl.tasks.packaged.agents import policy_of
-from hmarl.tasks.packaged.variants import return_metric, with_hierarchy
+from hmarl.tasks.packaged.variants import SPARSE_REWARD_TRAINING, return_metric, with_hierarchy
 from hmarl.tasks.rware.config import WarehouseConfig
 
 
@@ -60,6 +60,9 @@ TASK = with_hierarchy(
     # because a greedy policy can lock into a loop: agents that contest a cell both stay,
     # the state repeats, and so do their most likely actions, to the time limit.
     evaluation_actions="sampled",
+    # Deliveries are sparse (a random team makes 0.03 an episode): see
+    # SPARSE_REWARD_TRAINING.
+    training=SPARSE_REWARD_TRAINING,
     baselines={"fetch": fetch},
     metrics=(return_metric("the package's episode return summed over agents"),),
 )
