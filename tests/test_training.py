@@ -612,6 +612,10 @@ def test_the_deadline_keeps_the_wrap_up_and_the_closing_evaluations_time() -> No
     # A resumed run: what is left of its budget, from this command's start.
     assert not Deadline(cfg, now - 30, time_left=30 + wrap_up + 1).done(result)
     assert Deadline(cfg, now - 30, time_left=30 + wrap_up - 1).done(result)
+    # What --anneal-lr anneals toward: the same last moment, as a wall-clock time.
+    ends = Deadline(cfg, time.monotonic(), reserve=10).training_end()
+    assert ends == pytest.approx(time.time() + 100 - wrap_up - 10, abs=0.5)
+    assert Deadline(TrainConfig(stop_iters=3), now).training_end() is None
     assert episodes_that_fit(0.5, 10.0, 500) == 20
     assert episodes_that_fit(0.001, 10.0, 500) == 500
     assert episodes_that_fit(2.0, 1.0, 500) == 0

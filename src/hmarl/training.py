@@ -534,12 +534,14 @@ class PolicyMapping:
         return self.task.policy_of(agent_id)
 
 
-def build_config(p: Plan, budget_clock: float | None = None, reserve: float = 0.0) -> Any:
+def build_config(
+    p: Plan, budget_clock: float | None = None, deadline: Deadline | None = None
+) -> Any:
     """The whole RLlib setup, in RLlib's order.
 
     ``budget_clock`` (a ``time.time()``) is when the run's time budget began, as if
     used without a break: checkpoints record the seconds used since (see :func:`train`).
-    ``reserve`` is the seconds of the budget kept for after training (see :class:`Deadline`).
+    ``deadline`` is when training stops, which ``anneal_lr`` anneals toward.
     """
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
@@ -613,9 +615,7 @@ def build_config(p: Plan, budget_clock: float | None = None, reserve: float = 0.
             if not cfg.anneal_lr
             else LrAnnealing(
                 start=budget_clock,
-                end=None
-                if budget_clock is None or cfg.time_budget is None
-                else budget_clock + cfg.time_budget - reserve - Deadline.WRAP_UP_SECONDS,
+                end=None if deadline is None else deadline.training_end(),
                 env_steps=cfg.stop_timesteps,
                 iterations=cfg.stop_iters,
             ),
@@ -818,8 +818,18 @@ class Deadline:
         if self.stop_timesteps is not None and steps >= self.stop_timesteps:
             return True
         # Stop unless one more iteration and the wrap-up still fit.
-        wrap_up = self.WRAP_UP_SECONDS + self.reserve
-        return self.end is not None and now + longest + wrap_up > self.end
+        last = self._last_moment()
+        return last is not None and now + longest > last
+
+    def _last_moment(self) -> float | None:
+        """When training must have stopped (``time.monotonic()``) to leave the wrap-up
+        and the reserve their time; None without a time budget."""
+        return None if self.end is None else self.end - self.WRAP_UP_SECONDS - self.reserve
+
+    def training_end(self) -> float | None:
+        """:meth:`_last_moment` as a ``time.time()``, which another process can read."""
+        last = self._last_moment()
+        return None if last is None else time.time() + (last - time.monotonic())
 
 
 def episodes_that_fit(seconds_per_episode: float, seconds: float, wanted: int) -> int:
@@ -865,7 +875,7 @@ def train(
                     from hmarl.tuning import train_with_tune as run
                 else:
                     run = _train_directly
-                config = build_config(p, budget_clock, reserve)
+                config = build_config(p, budget_clock, deadline)
                 return run(config, p, deadline, on_result or (lambda r: None))
             finally:
                 ray.shutdown()
