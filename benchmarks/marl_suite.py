@@ -28,9 +28,11 @@ the food loaded), the same for every variant: a hierarchy's high levels carry it
 **Resumable.** Each run writes ``<out>/<env id>/<variant>/seed<S>/suite_run.json`` when it
 is done (trained and evaluated); run the same command again and it skips those, starts
 interrupted runs over, and rewrites the summary. ``--summarize`` only rewrites the
-summary from what is done.
+summary from what is done. Two commands on the same ``--out`` at once would start each
+other's runs over: to use more cores, ``--jobs N`` runs N runs at a time.
 
-Run: ``python benchmarks/marl_suite.py [--seeds 5] [--tasks ID,...] [--variants ...]``;
+Run: ``python benchmarks/marl_suite.py [--seeds 5] [--tasks ID,...] [--variants ...]
+[--jobs 2]``;
 ``--quick``: two tasks (LBF 8x8 coop, RWARE tiny-2ag), every variant, one seed, 20,000
 env steps each on 16 envs, 20 episodes (a smoke run of a few minutes: it shows the
 machinery, not learning).
@@ -47,6 +49,7 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -338,6 +341,9 @@ def main() -> None:
         "--budget-scale", type=float, default=1.0, help="multiply every task's env-step budget"
     )
     parser.add_argument("--episodes", type=int, default=200, help="held-out episodes per run")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs at a time (each mostly uses one core)"
+    )
     parser.add_argument("--summarize", action="store_true", help="only rewrite the summary")
     parser.add_argument("--quick", action="store_true", help="a smoke run (module docstring)")
     args = parser.parse_args()
@@ -353,6 +359,8 @@ def main() -> None:
     wanted = args.tasks.split(",") if args.tasks else [b.env_id for b in BENCHMARKS]
     unknown = sorted(set(wanted) - {b.env_id for b in BENCHMARKS})
     variants = args.variants.split(",")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     if unknown or set(variants) - set(VARIANTS):
         parser.error(f"unknown tasks {unknown} or variants {sorted(set(variants) - set(VARIANTS))}")
     benches = [
@@ -361,23 +369,33 @@ def main() -> None:
         if b.env_id in wanted
     ]
     args.out.mkdir(parents=True, exist_ok=True)
-    records = []
-    for bench in benches:
-        for variant in variants:
-            for seed in range(args.seeds):
-                folder = args.out / bench.env_id / variant / f"seed{seed}"
-                if args.summarize and not (folder / RUN_FILE).exists():
-                    continue
-                began = time.time()
-                record = run_once(bench, variant, seed, folder, args.episodes, extra)
-                records.append(record)
-                print(
-                    f"{bench.env_id:<32} {variant:<13} seed {seed}: return "
-                    f"{record['returns']['trained']:.3f} ({record['actions']}, "
-                    f"{record['episodes']} episodes), {record['wall_seconds'] / 60:.1f} min "
-                    f"({time.time() - began:.0f} s now)",
-                    flush=True,
-                )
+    todo = [
+        (bench, variant, seed, args.out / bench.env_id / variant / f"seed{seed}")
+        for bench in benches
+        for variant in variants
+        for seed in range(args.seeds)
+    ]
+    if args.summarize:
+        todo = [job for job in todo if (job[3] / RUN_FILE).exists()]
+
+    def run(job: tuple[Benchmark, str, int, Path]) -> dict:
+        bench, variant, seed, folder = job
+        began = time.time()
+        record = run_once(bench, variant, seed, folder, args.episodes, extra)
+        print(
+            f"{bench.env_id:<32} {variant:<13} seed {seed}: return "
+            f"{record['returns']['trained']:.3f} ({record['actions']}, "
+            f"{record['episodes']} episodes), {record['wall_seconds'] / 60:.1f} min "
+            f"({time.time() - began:.0f} s now)",
+            flush=True,
+        )
+        return record
+
+    # Each run is its own `hmarl train` process with its own local Ray, mostly on one
+    # core (num_env_runners 0, one torch thread): on 2 cores, --jobs 2 halves the suite's
+    # wall time. A thread per job only waits on its subprocesses.
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        records = list(pool.map(run, todo))
     summary = summarize(records, benches, args.out)
     print()
     print((args.out / "summary.md").read_text())
