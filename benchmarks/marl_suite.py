@@ -392,10 +392,16 @@ def main() -> None:
         return record
 
     # Each run is its own `hmarl train` process with its own local Ray, mostly on one
-    # core (num_env_runners 0, one torch thread): on 2 cores, --jobs 2 halves the suite's
-    # wall time. A thread per job only waits on its subprocesses.
+    # core (num_env_runners 0, one torch thread), so --jobs 2 keeps 2 cores busy. A
+    # thread per job only waits on its subprocesses. A failed run stops the suite as it
+    # did one run at a time: the runs under way finish (and are kept), none starts.
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        records = list(pool.map(run, todo))
+        futures = [pool.submit(run, job) for job in todo]
+        try:
+            records = [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     summary = summarize(records, benches, args.out)
     print()
     print((args.out / "summary.md").read_text())
