@@ -156,6 +156,29 @@ def test_rware_fetch_deliver_and_return_read_from_the_warehouse() -> None:
     np.testing.assert_array_equal(high["observation"]["goals"][4, :2], shelves[0])
 
 
+def test_rware_lifting_a_shelf_and_putting_it_back_pays_nothing() -> None:
+    """Fetch reached pays the bonus; putting the shelf down before delivering it gives
+    the bonus back (a lift-and-drop loop would otherwise pay 1 every two steps)."""
+    env = goal_env("rware", "rware-tiny-2ag-v2")
+    package = env.flat.package
+    env.reset(seed=0)
+    env.step({"agent_0_high": 6, "agent_1_high": 6})  # both wait while robot 0 is placed
+    t = package.shelfs[sorted(s.id - 1 for s in package.request_queue)[0]]
+    place(env, 0, t.x, t.y, DOWN)
+    env.step({"agent_0_low": NOOP, "agent_1_low": NOOP})
+    env.step({"agent_0_high": 0, "agent_1_high": 6})  # robot 0 fetches T, from under it
+    obs, rewards, *_ = env.step({"agent_0_low": TOGGLE, "agent_1_low": NOOP})
+    assert rewards["agent_0_low"] == pytest.approx(1.0)  # lifted: reached
+    assert obs["agent_0_high"]["action_mask"].tolist() == [0, 0, 1, 1, 0, 0, 1]
+    env.step({"agent_0_high": 2, "agent_1_high": 6})  # deliver it
+    env.step({"agent_0_low": NOOP, "agent_1_low": NOOP})  # robot 1's wait ends
+    env.step({"agent_1_high": 6})
+    obs, rewards, *_ = env.step({"agent_0_low": TOGGLE, "agent_1_low": NOOP})  # puts T down
+    assert rewards["agent_0_low"] == pytest.approx(-1.0)  # the bonus given back
+    assert rewards["agent_0_high"] == 0.0
+    assert obs["agent_0_high"]["action_mask"].tolist() == [1, 1, 0, 0, 0, 0, 1]  # invalid
+
+
 @pytest.mark.parametrize(
     ("task", "env_id", "seeds"),
     [
