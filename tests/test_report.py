@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from types import SimpleNamespace
@@ -18,11 +19,12 @@ def result(iteration: int, high: float, success: float, **hmarl: object) -> dict
         "training_iteration": iteration,
         "num_env_steps_sampled_lifetime": 1000.0 * iteration,
         "env_runners": {
+            "num_env_steps_sampled": 1000,
             "hmarl": {
                 "return": {HIGH: high, LOW: 0.5},
                 "metric": {"success_rate": success, "mean_compatibility": 0.7},
                 "count": {"success_rate": 10.0},
-            }
+            },
         },
         "learners": {
             HIGH: {
@@ -68,6 +70,15 @@ def test_an_iteration_without_finished_episodes_shows_the_last_values() -> None:
     _, second = lines([result(1, 0.75, 0.5), result(2, math.nan, math.nan)])
     assert "high_level 0.75" in second and "success rate 0.500" in second
     assert "iter    2" in second
+
+
+def test_a_resumed_runs_first_rate_counts_only_its_own_steps(monkeypatch) -> None:
+    # Resumed at iteration 1000, the lifetime count holds the million steps sampled
+    # before; the first line's rate is this iteration's 1,000 steps over its one second.
+    clock = itertools.chain([0.0, 0.0], itertools.repeat(1.0))  # the start, then the result
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    (line,) = lines([result(1000, 0.1, 0.3)])
+    assert " 1,000 steps/s" in line
 
 
 def test_faults_are_counted_and_each_error_shown_once() -> None:

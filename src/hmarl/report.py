@@ -105,7 +105,8 @@ class TrainingProgress:
             disable=not console.is_terminal or self.total is None,
         )
         self._bar = self._progress.add_task("training", total=self.total)
-        self._last_steps, self._last_time = 0.0, time.monotonic()
+        self._last_steps: float | None = None
+        self._last_time = time.monotonic()
         self._warned = False
         self._seen_faults: set[str] = set()
         self._values: dict[tuple[str, ...], float] = {}
@@ -123,6 +124,8 @@ class TrainingProgress:
         runners = result.get("env_runners", {})
         now = time.monotonic()
         steps = float(result.get("num_env_steps_sampled_lifetime", 0.0))
+        if self._last_steps is None:  # a resumed run's lifetime count began before this process
+            self._last_steps = steps - float(runners.get("num_env_steps_sampled", steps))
         rate = (steps - self._last_steps) / max(now - self._last_time, 1e-9)
         self._last_steps, self._last_time = steps, now
         elapsed = now - self.start
