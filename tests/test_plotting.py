@@ -132,8 +132,9 @@ def test_plots_a_tune_run(trained_run: Path, tmp_path: Path, drawn: list[Figure]
         assert len(curves) == len(panel.keys), panel.title
         for curve, key in zip(curves, panel.keys.values(), strict=True):
             x, y = curve.get_data()
-            assert list(x) == list(trial.steps), panel.title
-            np.testing.assert_array_equal(y, trial.curve(key), err_msg=panel.title)
+            known = np.isfinite(trial.curve(key))  # iterations where no episode ended: none
+            assert list(x) == list(trial.steps[known]), panel.title
+            np.testing.assert_array_equal(y, trial.curve(key)[known], err_msg=panel.title)
     entropy = {c.get_label(): c.get_ydata() for c in lines(axes["learning: policy entropy"], "-")}
     assert sorted(entropy) == ["high_level", "low_level"]
     # The schedule holds the high level back in the tiny run: only the low level learned.
@@ -170,8 +171,8 @@ def test_plots_a_direct_run(
     # Iterations 1-5 at 1000 steps each; the first finished no episode (no point).
     (curve,) = lines(high, "-")
     x, y = curve.get_data()
-    assert list(x) == [1000, 2000, 3000, 4000, 5000]
-    np.testing.assert_allclose(y, [NAN, 0.2, 0.3, 0.4, 0.5])
+    assert list(x) == [2000, 3000, 4000, 5000]
+    np.testing.assert_allclose(y, [0.2, 0.3, 0.4, 0.5])
     # The schedule opened at the end of iteration 3: a dotted line there, in every panel.
     for title, ax in axes.items():
         assert [line.get_xdata()[0] for line in lines(ax, ":")] == [3000], title
@@ -229,6 +230,22 @@ def test_plots_every_trial(tmp_path: Path, drawn: list[Figure]) -> None:
     assert list(b.get_ydata()) == [0.5, 0.5] and list(a.get_ydata()) == [0.2]
     assert b.get_color() != a.get_color()
     assert legend_texts(figure) == ["trial_b (0:04)", "trial_a (0:02)"]
+
+
+def test_long_episodes_draw_a_line_through_the_iterations_that_ended_some(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
+    # As in RWARE (500-step episodes, every env ending at once): an episode ends in every
+    # 16th of 160 iterations. Drawn with NaN gaps, each value was an invisible point.
+    rows = [result(i, 0.01 * i if i % 16 == 0 else NAN) for i in range(1, 161)]
+    write_results(tmp_path / "run", rows)
+    check_png(plot_run(tmp_path / "run", tmp_path / "c.png", NO_REFERENCE))
+    length = panel_axes(drawn[0])["mean episode length (env steps)"]
+    (curve,) = lines(length, "-")
+    x, y = curve.get_data()
+    assert list(x) == [16_000.0 * k for k in range(1, 11)]
+    np.testing.assert_allclose(y, [0.16 * k for k in range(1, 11)])
+    assert curve.get_marker() == "o"  # ten points: each shown
 
 
 def test_reference_levels_random_below_oracle() -> None:

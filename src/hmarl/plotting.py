@@ -368,13 +368,17 @@ def _draw(
         for trial, color in zip(trials, colors, strict=True):
             for n, (name, key) in enumerate(panel.keys.items()):
                 values = trial.curve(key)
-                has_data |= bool(np.isfinite(values).any())
-                # Early iterations are NaN-separated points: markers keep them visible.
-                marker = "o" if len(values) <= 40 else None
+                # An iteration in which no episode ended has no value (NaN). The line
+                # joins those that have one: drawn with the gaps, RWARE's 500-step
+                # episodes, ending in every env at once every 16 or so iterations, left
+                # only isolated points, which a line does not show.
+                known = np.isfinite(values)
+                has_data |= bool(known.any())
+                marker = "o" if known.sum() <= 40 else None  # a few points: show each
                 line_color = color if many or len(panel.keys) == 1 else f"C{n}"
                 ax.plot(
-                    trial.steps,
-                    values,
+                    trial.steps[known],
+                    values[known],
                     color=line_color,
                     lw=1.6,
                     marker=marker,
