@@ -1,0 +1,42 @@
+"""The suite's statistic "env steps to 90 % of the best" (``benchmarks/marl_suite.py``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "marl_suite.py"
+
+
+@pytest.fixture(scope="module")
+def suite():
+    spec = importlib.util.spec_from_file_location("marl_suite", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def points(values: list[float]) -> list[list[float]]:
+    """[env steps, seconds, return] per iteration: 1,000 env steps and 2 s each."""
+    return [[1000.0 * (i + 1), 2.0 * (i + 1), v] for i, v in enumerate(values)]
+
+
+def test_a_lucky_first_iteration_does_not_count(suite) -> None:
+    # Iteration 1 saw only the episodes that ended early (all food loaded): 1.0.
+    lucky = points([1.0] + [0.2] * 30)
+    assert suite.first_reach(lucky, 0.85) == (math.inf, math.inf)
+
+
+def test_reached_when_the_mean_of_the_last_ten_iterations_is(suite) -> None:
+    assert suite.REACH_WINDOW == 10
+    # 0.0 for ten iterations, then 1.0: the mean of the last ten reaches 0.85 when
+    # nine of them are 1.0, at iteration 19.
+    run = points([0.0] * 10 + [1.0] * 20)
+    assert suite.first_reach(run, 0.85) == (19_000.0, 38.0)
+    assert suite.first_reach(run, 0.95) == (20_000.0, 40.0)
+    assert suite.first_reach(points([1.0] * 9), 0.5) == (math.inf, math.inf)  # no full window
