@@ -56,6 +56,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from hmarl.plotting import find_results, read_trial
+
 VARIANTS = {
     "ippo": [],
     "mappo": ["--critic", "central"],
@@ -81,7 +83,7 @@ BENCHMARKS = (
     Benchmark("rware", "rware-tiny-4ag-v2", 10_000_000),
     Benchmark("rware", "rware-small-4ag-v2", 10_000_000),
 )
-RETURN = ("env_runners", "hmarl", "metric", "return")
+RETURN = "env_runners/hmarl/metric/return"
 """Where a result line holds the training return (see hmarl.metrics)."""
 REACH = 0.9
 """The share of the best variant's final return a variant's steps to reach are counted to."""
@@ -160,17 +162,11 @@ def run_once(
 
 
 def curve(folder: Path) -> list[list[float]]:
-    """[env steps, seconds of training, return] per iteration of the run in ``folder``."""
-    (log,) = folder.rglob("result.json")
-    points = []
-    for line in log.read_text().splitlines():
-        row = json.loads(line)
-        value = row
-        for key in RETURN:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, int | float) and math.isfinite(value):
-            points.append([row["num_env_steps_sampled_lifetime"], row["time_total_s"], value])
-    return points
+    """[env steps, seconds of training, return] per iteration of the run in ``folder`` that
+    ended an episode, read as ``hmarl plot`` reads a run (every leg of a resumed one)."""
+    trial = read_trial(*find_results(folder))
+    points = np.column_stack([trial.steps, trial.seconds, trial.curve(RETURN)])
+    return points[np.isfinite(points[:, 2])].tolist()
 
 
 # -- statistics ---------------------------------------------------------------------------

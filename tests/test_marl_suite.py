@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -40,3 +42,27 @@ def test_reached_when_the_mean_of_the_last_ten_iterations_is(suite) -> None:
     assert suite.first_reach(run, 0.85) == (19_000.0, 38.0)
     assert suite.first_reach(run, 0.95) == (20_000.0, 40.0)
     assert suite.first_reach(points([1.0] * 9), 0.5) == (math.inf, math.inf)  # no full window
+
+
+def test_the_curve_of_a_resumed_run_joins_its_legs(suite, tmp_path) -> None:
+    # A resumed run writes a second trial folder whose clock starts again at 0 and which
+    # redoes the iterations after the last checkpoint; iterations that ended no episode
+    # have no return.
+    def row(iteration: int, value: float | None) -> str:
+        metric = {} if value is None else {"return": value}
+        return json.dumps(
+            {
+                "training_iteration": iteration,
+                "num_env_steps_sampled_lifetime": 100 * iteration,
+                "time_this_iter_s": 2.0,
+                "env_runners": {"hmarl": {"metric": metric}},
+            }
+        )
+
+    legs = {"first": [row(1, 0.1), row(2, None), row(3, 0.3)], "second": [row(3, 0.4), row(4, 0.5)]}
+    for age, (leg, rows) in enumerate(legs.items()):
+        (tmp_path / leg).mkdir()
+        result = tmp_path / leg / "result.json"
+        result.write_text("\n".join(rows) + "\n")
+        os.utime(result, (1000 + age, 1000 + age))
+    assert suite.curve(tmp_path) == [[100, 2, 0.1], [300, 6, 0.4], [400, 8, 0.5]]
