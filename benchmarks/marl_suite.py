@@ -29,7 +29,9 @@ the food loaded), the same for every variant: a hierarchy's high levels carry it
 is done (trained and evaluated); run the same command again and it skips those, starts
 interrupted runs over, and rewrites the summary. ``--summarize`` only rewrites the
 summary from what is done. Two commands on the same ``--out`` at once would start each
-other's runs over: to use more cores, ``--jobs N`` runs N runs at a time.
+other's runs over: to use more cores, ``--jobs N`` runs N runs at a time. Runs go seed by
+seed (seed 0 of every task and variant, then seed 1, ...), so a suite stopped part way
+has every variant at the same seeds.
 
 Run: ``python benchmarks/marl_suite.py [--seeds 5] [--tasks ID,...] [--variants ...]
 [--jobs 2]``;
@@ -159,6 +161,19 @@ def run_once(
     partial.write_text(json.dumps(record))
     os.replace(partial, record_file)  # a record is whole or absent
     return record
+
+
+def runs(
+    benches: list[Benchmark], variants: list[str], seeds: int, out: Path
+) -> list[tuple[Benchmark, str, int, Path]]:
+    """Every run of the suite, seed by seed: seed 0 of every task and variant first, so
+    that a suite stopped part way has every variant at the same seeds."""
+    return [
+        (bench, variant, seed, out / bench.env_id / variant / f"seed{seed}")
+        for seed in range(seeds)
+        for bench in benches
+        for variant in variants
+    ]
 
 
 def curve(folder: Path) -> list[list[float]]:
@@ -367,15 +382,12 @@ def main() -> None:
         for b in BENCHMARKS
         if b.env_id in wanted
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    todo = [
-        (bench, variant, seed, args.out / bench.env_id / variant / f"seed{seed}")
-        for bench in benches
-        for variant in variants
-        for seed in range(args.seeds)
-    ]
+    todo = runs(benches, variants, args.seeds, args.out)
     if args.summarize:
         todo = [job for job in todo if (job[3] / RUN_FILE).exists()]
+        if not todo:  # rather than overwrite a summary with an empty one
+            parser.error(f"--summarize: no finished run in {args.out} of these tasks and seeds")
+    args.out.mkdir(parents=True, exist_ok=True)
 
     def run(job: tuple[Benchmark, str, int, Path]) -> dict:
         bench, variant, seed, folder = job

@@ -1,4 +1,5 @@
-"""The suite's statistic "env steps to 90 % of the best" (``benchmarks/marl_suite.py``)."""
+"""The suite (``benchmarks/marl_suite.py``): its statistic "env steps to 90 % of the best",
+its reader of a run's curve and its order of runs."""
 
 from __future__ import annotations
 
@@ -66,3 +67,23 @@ def test_the_curve_of_a_resumed_run_joins_its_legs(suite, tmp_path) -> None:
         result.write_text("\n".join(rows) + "\n")
         os.utime(result, (1000 + age, 1000 + age))
     assert suite.curve(tmp_path) == [[100, 2, 0.1], [300, 6, 0.4], [400, 8, 0.5]]
+
+
+def test_runs_go_seed_by_seed(suite, tmp_path) -> None:
+    # A suite stopped after its first four runs has both variants at seed 0, not one
+    # variant at seeds 0 and 1 and the other at none.
+    benches = [suite.Benchmark("lbf", "a", 10), suite.Benchmark("rware", "b", 10)]
+    order = [
+        (bench.env_id, variant, seed)
+        for bench, variant, seed, _ in suite.runs(benches, ["ippo", "hierarchical"], 2, tmp_path)
+    ]
+    assert order[:4] == [
+        ("a", "ippo", 0),
+        ("a", "hierarchical", 0),
+        ("b", "ippo", 0),
+        ("b", "hierarchical", 0),
+    ]
+    assert sorted(order) == sorted(
+        (e, v, s) for e in "ab" for v in ["ippo", "hierarchical"] for s in range(2)
+    )
+    assert suite.runs(benches, ["ippo"], 1, tmp_path)[0][3] == tmp_path / "a" / "ippo" / "seed0"
