@@ -397,7 +397,8 @@ def main() -> None:
             f"{bench.env_id:<32} {variant:<13} seed {seed}: return "
             f"{record['returns']['trained']:.3f} ({record['actions']}, "
             f"{record['episodes']} episodes), {record['wall_seconds'] / 60:.1f} min "
-            f"({time.time() - began:.0f} s now)",
+            f"({time.time() - began:.0f} s now)\n",
+            end="",  # one write, so that the lines of two jobs do not run together
             flush=True,
         )
         return record
