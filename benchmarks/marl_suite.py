@@ -14,7 +14,9 @@ Written to ``--out``:
 
 - ``<env id>.png``: the return while training (sampled, over the last 200 agent-episodes:
   ``env_runners/hmarl/metric/return``) against env steps, the mean over seeds with a 95 %
-  bootstrap band, one line per variant; random and the hand-written policy as dashes;
+  bootstrap band, one line per variant; random and the hand-written policy as dashes
+  (each variant's own: in the hierarchical one they act through the goal wrapper, the
+  hand-written policy split at its goals, and score differently on the same episodes);
 - ``summary.md`` and ``summary.json``: per task and variant, the final return on held-out
   episodes as the interquartile mean over seeds with a 95 % percentile-bootstrap interval
   over the seeds (as rliable and marl-eval report it), and the env steps and minutes of
@@ -256,10 +258,16 @@ def summarize(records: list[dict], benches: list[Benchmark], out: Path) -> dict:
                 "steps_to_90": steps,
                 "minutes_to_90": minutes,
             }
+        # Per variant: in the hierarchical one the baselines act through the goal wrapper
+        # (the hand-written policy split at its goals, a random high level), other
+        # policies than the flat variants' on the same episodes, with other returns.
         references = {
-            name: float(np.mean([r["returns"][name] for r in mine]))
-            for name in mine[0]["returns"]
-            if name != "trained"
+            variant: {
+                name: float(np.mean([r["returns"][name] for r in runs]))
+                for name in runs[0]["returns"]
+                if name != "trained"
+            }
+            for variant, runs in by_variant.items()
         }
         summary[bench.env_id] = {
             "budget": bench.budget,
@@ -290,21 +298,34 @@ def table(summary: dict) -> str:
                 f"[{low:.3f}, {high:.3f}] | {steps} ({row['reached']}/{row['seeds']} reached) "
                 f"| {minutes} |"
             )
-    refs = {
-        env_id: ", ".join(f"{name} {value:.3f}" for name, value in entry["references"].items())
-        for env_id, entry in summary.items()
-    }
     notes = [
-        f"- {env_id}: {text}; 90 % of the best: {summary[env_id]['level']:.3f}"
-        for env_id, text in refs.items()
+        f"- {env_id}: "
+        + "; ".join(
+            f"{', '.join(variants)}: " + ", ".join(f"{name} {value:.3f}" for name, value in refs)
+            for refs, variants in shared_references(entry["references"]).items()
+        )
+        + f"; 90 % of the best: {entry['level']:.3f}"
+        for env_id, entry in summary.items()
     ]
-    return "\n".join([*lines, "", "References on the same held-out episodes:", *notes, ""])
+    heading = "References on the same held-out episodes (each variant's baselines act as it does):"
+    return "\n".join([*lines, "", heading, *notes, ""])
+
+
+def shared_references(
+    references: dict[str, dict[str, float]],
+) -> dict[tuple[tuple[str, float], ...], list[str]]:
+    """Each distinct set of baseline returns, with the variants whose baselines scored it
+    (the flat variants share theirs)."""
+    shared: dict[tuple[tuple[str, float], ...], list[str]] = {}
+    for variant, refs in references.items():
+        shared.setdefault(tuple(refs.items()), []).append(variant)
+    return shared
 
 
 def plot(
     bench: Benchmark,
     by_variant: dict[str, list[dict]],
-    references: dict[str, float],
+    references: dict[str, dict[str, float]],
     path: Path,
     rng: np.random.Generator,
 ) -> None:
@@ -320,8 +341,12 @@ def plot(
         mean, low, high = mean_band(curves, rng)
         (line,) = ax.plot(grid, mean, label=f"{variant} ({len(runs)} seeds)")
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    for (name, value), dashes in zip(references.items(), (":", "--", "-."), strict=False):
-        ax.axhline(value, linestyle=dashes, color="#444444", linewidth=1, label=name)
+    sets = shared_references(references)
+    for i, (refs, variants) in enumerate(sets.items()):
+        color = ("#444444", "#999999")[i % 2]
+        for (name, value), dashes in zip(refs, (":", "--", "-."), strict=False):
+            label = name if len(sets) == 1 else f"{name} ({', '.join(variants)})"
+            ax.axhline(value, linestyle=dashes, color=color, linewidth=1, label=label)
     ax.set_title(f"{bench.env_id}: return while training (sampled), 95 % band")
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return, summed over agents")
