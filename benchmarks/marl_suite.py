@@ -165,7 +165,7 @@ def run_once(
     return record
 
 
-def runs(
+def schedule(
     benches: list[Benchmark], variants: list[str], seeds: int, out: Path
 ) -> list[tuple[Benchmark, str, int, Path]]:
     """Every run of the suite, seed by seed: seed 0 of every task and variant first, so
@@ -407,7 +407,7 @@ def main() -> None:
         for b in BENCHMARKS
         if b.env_id in wanted
     ]
-    todo = runs(benches, variants, args.seeds, args.out)
+    todo = schedule(benches, variants, args.seeds, args.out)
     if args.summarize:
         todo = [job for job in todo if (job[3] / RUN_FILE).exists()]
         if not todo:  # rather than overwrite a summary with an empty one

@@ -75,7 +75,9 @@ def test_runs_go_seed_by_seed(suite, tmp_path) -> None:
     benches = [suite.Benchmark("lbf", "a", 10), suite.Benchmark("rware", "b", 10)]
     order = [
         (bench.env_id, variant, seed)
-        for bench, variant, seed, _ in suite.runs(benches, ["ippo", "hierarchical"], 2, tmp_path)
+        for bench, variant, seed, _ in suite.schedule(
+            benches, ["ippo", "hierarchical"], 2, tmp_path
+        )
     ]
     assert order[:4] == [
         ("a", "ippo", 0),
@@ -86,7 +88,7 @@ def test_runs_go_seed_by_seed(suite, tmp_path) -> None:
     assert sorted(order) == sorted(
         (e, v, s) for e in "ab" for v in ["ippo", "hierarchical"] for s in range(2)
     )
-    assert suite.runs(benches, ["ippo"], 1, tmp_path)[0][3] == tmp_path / "a" / "ippo" / "seed0"
+    assert suite.schedule(benches, ["ippo"], 1, tmp_path)[0][3] == tmp_path / "a" / "ippo" / "seed0"
 
 
 def test_each_variant_is_compared_with_its_own_baselines(suite, tmp_path) -> None:
