@@ -318,7 +318,10 @@ def shared_references(
     (the flat variants share theirs)."""
     shared: dict[tuple[tuple[str, float], ...], list[str]] = {}
     for variant, refs in references.items():
-        shared.setdefault(tuple(refs.items()), []).append(variant)
+        # Rounded: the mean of one value over 3 seeds and over 2 can differ in the last
+        # bits (29.9 against 29.899999999999995).
+        key = tuple((name, round(value, 9)) for name, value in refs.items())
+        shared.setdefault(key, []).append(variant)
     return shared
 
 

@@ -121,3 +121,17 @@ def test_each_variant_is_compared_with_its_own_baselines(suite, tmp_path) -> Non
         "hierarchical: random 0.100, fetch 34.400; 90 % of the best: 9.450"
     )
     assert (tmp_path / "w.png").exists()
+
+
+def test_variants_with_the_same_baselines_share_them_whatever_their_seeds(suite) -> None:
+    # 29.9 averaged over 3 seeds is 29.899999999999995, over 2 it is 29.9.
+    references = {
+        "ippo": {"fetch": float(suite.np.mean([29.9] * 2))},
+        "mappo": {"fetch": float(suite.np.mean([29.9] * 3))},
+        "hierarchical": {"fetch": 34.4},
+    }
+    assert references["ippo"] != references["mappo"]
+    assert list(suite.shared_references(references).values()) == [
+        ["ippo", "mappo"],
+        ["hierarchical"],
+    ]
