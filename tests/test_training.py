@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -64,6 +65,7 @@ def weights(algo: HierarchicalPPO, module_id: str, prefix: str = "") -> np.ndarr
         ("modules", "custom", "modules: expected one of"),
         ("seed", 2_000_000_000, "seed must be in"),
         ("keep_checkpoints", -1, "keep_checkpoints must not be negative"),
+        ("torch_threads", 0, "torch_threads must be at least 1"),
     ],
 )
 def test_train_config_refuses_bad_values(field: str, value: object, message: str) -> None:
@@ -448,6 +450,37 @@ def test_remote_env_runners_get_new_episode_streams_on_resume(local_ray, tmp_pat
         assert upcoming(resumed) != fresh
     finally:
         resumed.stop()
+
+
+def test_a_time_budget_trains_on_every_core_and_a_run_to_a_stop_on_one(monkeypatch) -> None:
+    from hmarl.training import torch_threads_of
+
+    cores = len(os.sched_getaffinity(0))
+    assert torch_threads_of(TrainConfig(time_budget=60.0)) == cores
+    assert torch_threads_of(TrainConfig(stop_timesteps=10_000)) == 1
+    assert torch_threads_of(TrainConfig(time_budget=60.0, stop_iters=5)) == cores
+    # On a cluster the training process's node and its neighbours are unknown.
+    assert torch_threads_of(TrainConfig(time_budget=60.0, address="10.0.0.1:6379")) == 1
+    assert torch_threads_of(TrainConfig(stop_iters=5, torch_threads=3)) == 3
+    assert torch_threads_of(TrainConfig(time_budget=60.0, torch_threads=1)) == 1
+    # Pinned to one core (taskset), as the benchmarks pin runs side by side: one thread.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert torch_threads_of(TrainConfig(time_budget=60.0)) == 1
+
+
+def test_the_training_process_uses_its_threads_and_a_remote_runner_one(
+    local_ray, tmp_path: Path
+) -> None:
+    algo = build(tmp_path, num_env_runners=1, torch_threads=2)
+    try:
+        assert torch.get_num_threads() == 2  # the learner's and the local runner's process
+        remote = algo.env_runner_group.foreach_env_runner(
+            lambda runner: torch.get_num_threads(), local_env_runner=False
+        )
+        assert remote == [1]
+    finally:
+        algo.stop()
+        torch.set_num_threads(1)
 
 
 # -- the command line -------------------------------------------------------------------

@@ -107,10 +107,8 @@ class HierarchicalPPOConfig(PPOConfig):
         self.lr_annealing: LrAnnealing | None = None
         """When set, every learning rate falls linearly to zero by the run's stop."""
         self.torch_threads = 1
-        """Threads torch may use per process. hmarl's networks are small: handing each
-        operation to a second thread costs more than it saves (1 ms against 21 ms for
-        a 64-64 MLP's forward and backward pass on 1000 rows, measured on the 2-core
-        machine with a second process busy)."""
+        """Threads torch uses in the training process; a remote env runner uses one
+        (``hmarl.training.torch_threads_of`` says when a run gets more)."""
 
     def hierarchy(
         self,
@@ -124,6 +122,7 @@ class HierarchicalPPOConfig(PPOConfig):
         central_policies: tuple[str, ...] = (),
         run_folder: str | None = None,
         budget_clock: float | None = None,
+        torch_threads: int = 1,
         lr_annealing: LrAnnealing | None = None,
     ) -> HierarchicalPPOConfig:
         self.schedule = schedule
@@ -137,6 +136,7 @@ class HierarchicalPPOConfig(PPOConfig):
         self.central_policies = tuple(central_policies)
         self.run_folder = run_folder
         self.budget_clock = budget_clock
+        self.torch_threads = torch_threads
         self.lr_annealing = lr_annealing
         if sampler is not None:
             if sampler not in ("batched", "rllib"):

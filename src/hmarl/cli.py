@@ -433,6 +433,7 @@ def cmd_train(args: argparse.Namespace, flags: list[str]) -> None:
         "time_budget": args.time_budget,
         "num_env_runners": args.num_env_runners,
         "num_envs_per_env_runner": args.num_envs_per_env_runner,
+        "torch_threads": args.torch_threads,
         "address": args.address,
         "out": args.out,
         "seed": args.seed,
@@ -714,6 +715,13 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--num-envs-per-env-runner",
         type=positive_int,
         help="envs per env runner (256 with the batched sampler, 16 with RLlib's)",
+    )
+    p.add_argument(
+        "--torch-threads",
+        type=positive_int,
+        metavar="N",
+        help="torch threads of the training process (default: every core with "
+        "--time-budget on a local Ray, else 1; give 1 to runs sharing the machine)",
     )
     p.add_argument("--address", help="join this Ray cluster instead of starting a local Ray")
     p.add_argument("--out", type=Path, help="run folder (default runs/TASK)")

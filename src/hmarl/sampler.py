@@ -114,7 +114,10 @@ class BatchedEnvRunner(RecoversFromEnvFaults, EnvRunner, Checkpointable):
 
     @override(EnvRunner)
     def __init__(self, *, config: Any, **kwargs: Any) -> None:
-        torch.set_num_threads(config.torch_threads)
+        # The local runner shares the training process (and its threads); a remote one
+        # samples beside other runners, one thread each. RLlib 2.60's EnvRunnerGroup
+        # builds the local runner with worker_index=0 and remote ones with 1, 2, ...
+        torch.set_num_threads(config.torch_threads if kwargs.get("worker_index", 0) == 0 else 1)
         super().__init__(config=config, **kwargs)
         self.task = config.task
         self.spaces = kwargs.get("spaces") or {}
