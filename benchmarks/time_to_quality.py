@@ -16,7 +16,9 @@ flattened observations (``--modules default``). Those MLPs get the same
 observations as the task's modules, but not their structure: the set module scores
 each chicken from its own features with the robot's (their OCEAN vectors, the
 elementwise product whose sum is the compatibility, offset and distance), where
-the MLP must find the compatibility from the flat vector.
+the MLP must find the compatibility from the flat vector. ``one_thread`` is hmarl
+with torch on one thread (``--torch-threads 1``), as every run was before a
+time-budget run got a thread per core (``hmarl.training.torch_threads_of``).
 
 Prints, per variant: each seed's time, the mean with a 95 % t-interval over the
 seeds that reached quality, the final score, and env steps per second of training.
@@ -43,7 +45,12 @@ from hmarl.runs import load_trained
 
 SCORE, SUCCESS = 0.9, 0.99
 EPISODES = 500
-FLAGS = {"hmarl": [], "rllib": ["--sampler", "rllib"], "default": ["--modules", "default"]}
+FLAGS = {
+    "hmarl": [],
+    "one_thread": ["--torch-threads", "1"],
+    "rllib": ["--sampler", "rllib"],
+    "default": ["--modules", "default"],
+}
 
 HANDWRITTEN = r"""
 import json, sys, time
@@ -126,7 +133,7 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="hmarl,handwritten",
-        help="comma-separated: hmarl, handwritten, rllib, default",
+        help="comma-separated: hmarl, handwritten, one_thread, rllib, default",
     )
     args = parser.parse_args()
     summary = []
