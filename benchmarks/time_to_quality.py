@@ -127,18 +127,27 @@ def handwritten_seed(seed: int, budget: float) -> dict:
 
 
 def main() -> None:
+    known = [*FLAGS, "handwritten"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="runs per variant, seeds 0..N-1")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per hmarl run")
     parser.add_argument(
         "--variants",
         default="hmarl,handwritten",
-        help="comma-separated: hmarl, handwritten, one_thread, rllib, default",
+        help=f"comma-separated: {', '.join(known)}",
     )
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(known))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(known)}")
+    if args.seeds < 1 or args.budget <= 0:
+        parser.error(
+            f"--seeds must be at least 1 and --budget positive, got {args.seeds}, {args.budget}"
+        )
     summary = []
     with tempfile.TemporaryDirectory(prefix="hmarl-ttq-") as workdir:
-        for variant in args.variants.split(","):
+        for variant in variants:
             runs = []
             for seed in range(args.seeds):
                 if variant == "handwritten":
